@@ -1,0 +1,355 @@
+//! Generator tests with a hand-driven clock and an in-memory ceiling store.
+
+use super::*;
+use crate::layout::{decode, IDS_PER_MS};
+use proptest::prelude::*;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+const T0_US: i64 = (EPOCH_UNIX_MS + 40_000_000_000) * 1000; // 2026-04-07, some moment
+
+/// Wall and monotonic clocks moved by hand; `pause` lets time pass.
+struct FakeClock {
+    wall: Cell<i64>,
+    mono: Cell<u64>,
+    paused_us: Cell<u64>,
+}
+
+impl FakeClock {
+    fn new() -> Self {
+        FakeClock { wall: Cell::new(T0_US), mono: Cell::new(1_000_000_000), paused_us: Cell::new(0) }
+    }
+    fn advance_us(&self, us: u64) {
+        self.wall.set(self.wall.get() + us as i64);
+        self.mono.set(self.mono.get() + us);
+    }
+    /// The wall clock alone jumps (negative: back).
+    fn step_wall_ms(&self, ms: i64) {
+        self.wall.set(self.wall.get() + ms * 1000);
+    }
+    fn wall_ms(&self) -> u64 {
+        rel_ms(self.wall.get())
+    }
+}
+
+impl Clock for FakeClock {
+    fn wall_us(&self) -> i64 {
+        self.wall.get()
+    }
+    fn mono_us(&self) -> u64 {
+        self.mono.get()
+    }
+    fn pause(&self, d: Duration) {
+        let us = (d.as_micros() as u64).max(1);
+        self.paused_us.set(self.paused_us.get() + us);
+        self.advance_us(us);
+    }
+}
+
+/// In-memory ceiling; records every save; can be made to fail.
+#[derive(Default)]
+struct MemStore {
+    saved: Mutex<Vec<u64>>,
+    corrupt: bool,
+    fail_save: bool,
+}
+
+impl MemStore {
+    fn ceiling(&self) -> Option<u64> {
+        self.saved.lock().unwrap().last().copied()
+    }
+}
+
+impl CeilingStore for MemStore {
+    fn load(&self) -> Result<Option<u64>, StoreError> {
+        if self.corrupt {
+            return Err(StoreError::Corrupt { path: "mem".into(), reason: "test".into() });
+        }
+        Ok(self.ceiling())
+    }
+    fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
+        if self.fail_save {
+            return Err(StoreError::Io {
+                path: "mem".into(),
+                op: "write",
+                source: std::io::Error::other("disk full"),
+            });
+        }
+        self.saved.lock().unwrap().push(ceiling_ms);
+        Ok(())
+    }
+}
+
+/// Issues one ID and checks the invariants that hold for every single ID.
+fn issue(g: &Generator, c: &FakeClock, s: &MemStore, cfg: &Config, prev: &mut u64) -> Issued {
+    let out = g.next(c, s, cfg).expect("next");
+    assert!(out.tick > *prev, "tick {} not above previous {}", out.tick, *prev);
+    let ms = out.tick >> SEQUENCE_BITS;
+    let ceiling = s.ceiling().expect("a ceiling is saved before the first ID");
+    assert!(ms < ceiling, "ms {ms} issued at or above saved ceiling {ceiling}");
+    *prev = out.tick;
+    out
+}
+
+#[test]
+fn sequence_advances_within_a_millisecond() {
+    let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    for i in 0..100u16 {
+        let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
+        let p = decode(crate::layout::compose(t, 3).unwrap()).unwrap();
+        assert_eq!((p.ms, p.node, p.sequence), (c.wall_ms(), 3, i));
+    }
+    assert_eq!(g.stats().issued, 100);
+}
+
+#[test]
+fn spent_millisecond_borrows_the_next_without_waiting() {
+    let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    let start = c.wall_ms();
+    let ticks: Vec<u64> = (0..3 * IDS_PER_MS).map(|_| issue(&g, &c, &s, &cfg, &mut prev).tick).collect();
+    assert_eq!(ticks[4095] >> SEQUENCE_BITS, start);
+    assert_eq!(ticks[4096], (start + 1) << SEQUENCE_BITS);
+    assert_eq!(*ticks.last().unwrap() >> SEQUENCE_BITS, start + 2);
+    assert_eq!(c.paused_us.get(), 0);
+    assert_eq!(g.stats().max_borrowed_ms, 2);
+}
+
+#[test]
+fn burst_beyond_drift_bound_waits_for_the_clock() {
+    let (g, c, s) = (Generator::new(), FakeClock::new(), MemStore::default());
+    let cfg = Config { max_drift_ms: 5, ..Config::default() };
+    let mut prev = 0;
+    for _ in 0..40 * IDS_PER_MS {
+        let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
+        assert!(t >> SEQUENCE_BITS <= c.wall_ms() + 5, "ID ahead of the clock by more than the bound");
+    }
+    let st = g.stats();
+    assert!(st.drift_waits > 0);
+    assert!(st.max_borrowed_ms <= 5);
+    // 40 ms of IDs, 5 ms of borrowing: about 35 ms of waiting, not more than a few ms extra.
+    let paused_ms = c.paused_us.get() / 1000;
+    assert!((34..=40).contains(&paused_ms), "paused {paused_ms} ms");
+}
+
+#[test]
+fn backward_steps_keep_order_count_once_and_do_not_stall() {
+    for step_ms in [1_000i64, 60_000, 3_600_000] {
+        let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+        let mut prev = 0;
+        for _ in 0..1000 {
+            issue(&g, &c, &s, &cfg, &mut prev);
+            c.advance_us(10);
+        }
+        c.step_wall_ms(-step_ms);
+        let mut events = Vec::new();
+        // 5 s of real time at 100 IDs/ms.
+        for _ in 0..500_000 {
+            if let Some(e) = issue(&g, &c, &s, &cfg, &mut prev).event {
+                events.push(e);
+            }
+            c.advance_us(10);
+        }
+        assert_eq!(events.len(), 1, "step {step_ms}: events {events:?}");
+        let Event::ClockStepBack { ms } = events[0] else { panic!("{events:?}") };
+        assert!(ms.abs_diff(step_ms as u64) <= STEP_THRESHOLD_MS, "reported {ms} for {step_ms}");
+        assert_eq!(g.stats().clock_steps, 1);
+        assert_eq!(c.paused_us.get(), 0, "step {step_ms}: IDs waited");
+    }
+}
+
+#[test]
+fn full_rate_after_a_step_back_is_paced_by_real_time() {
+    let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    issue(&g, &c, &s, &cfg, &mut prev);
+    let real_start = c.mono.get();
+    let first_ms = prev >> SEQUENCE_BITS;
+    c.step_wall_ms(-3_600_000);
+    // Ask for 8,192 IDs per ms of real time for 5 s: twice what the format holds.
+    for i in 0..5_000 * 8_192u64 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        if i % 8 == 0 {
+            c.advance_us(1);
+        }
+    }
+    let real_ms = (c.mono.get() - real_start) / 1000;
+    let id_ms = (prev >> SEQUENCE_BITS) - first_ms;
+    // IDs never lead real time by more than the drift bound, and callers waited only for that.
+    assert!(id_ms <= real_ms + cfg.max_drift_ms, "IDs span {id_ms} ms in {real_ms} ms");
+    assert!(real_ms < 10_000 + cfg.max_drift_ms, "took {real_ms} ms of real time");
+    assert!(g.stats().drift_waits > 0);
+}
+
+#[test]
+fn once_the_clock_catches_up_bursts_are_bounded_by_the_wall_again() {
+    let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    issue(&g, &c, &s, &cfg, &mut prev);
+    c.step_wall_ms(-1_000);
+    for _ in 0..3_000 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        c.advance_us(1000);
+    }
+    assert_eq!(g.stats().clock_behind_ms, 0, "step not cleared after the wall caught up");
+    for _ in 0..20 * IDS_PER_MS as usize * 1000 / 1000 {
+        let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
+        assert!(t >> SEQUENCE_BITS <= c.wall_ms() + cfg.max_drift_ms);
+    }
+}
+
+#[test]
+fn restart_starts_above_everything_issued_even_with_the_clock_an_hour_behind() {
+    let (c, s, cfg) = (FakeClock::new(), MemStore::default(), Config::default());
+    let g1 = Generator::new();
+    let mut prev = 0;
+    for _ in 0..50_000 {
+        issue(&g1, &c, &s, &cfg, &mut prev);
+        c.advance_us(3);
+    }
+    let before = prev;
+    // The state is lost (restart or crash-restart); the clock is an hour behind.
+    let g2 = Generator::new();
+    c.step_wall_ms(-3_600_000);
+    let first = g2.next(&c, &s, &cfg).unwrap();
+    assert!(first.tick > before);
+    assert!(matches!(first.event, Some(Event::StartedBehindCeiling { ms }) if ms >= 3_600_000));
+    let mut prev = first.tick;
+    for _ in 0..100_000 {
+        issue(&g2, &c, &s, &cfg, &mut prev);
+        c.advance_us(10);
+    }
+    assert_eq!(c.paused_us.get(), 0);
+    assert_eq!(g2.stats().clock_steps, 1);
+}
+
+#[test]
+fn quick_restart_is_not_reported_as_a_step() {
+    let (c, s, cfg) = (FakeClock::new(), MemStore::default(), Config::default());
+    let g1 = Generator::new();
+    let mut prev = 0;
+    issue(&g1, &c, &s, &cfg, &mut prev);
+    let g2 = Generator::new();
+    let out = g2.next(&c, &s, &cfg).unwrap();
+    assert!(out.tick > prev);
+    assert_eq!(out.event, None);
+    assert_eq!(g2.stats().clock_steps, 0);
+}
+
+#[test]
+fn corrupt_store_is_an_error_every_time() {
+    let (g, c, cfg) = (Generator::new(), FakeClock::new(), Config::default());
+    let s = MemStore { corrupt: true, ..MemStore::default() };
+    for _ in 0..3 {
+        assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Store(StoreError::Corrupt { .. }))));
+    }
+    assert_eq!(g.stats().issued, 0);
+}
+
+#[test]
+fn failing_save_issues_nothing() {
+    let (g, c, cfg) = (Generator::new(), FakeClock::new(), Config::default());
+    let s = MemStore { fail_save: true, ..MemStore::default() };
+    assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Store(StoreError::Io { .. }))));
+    assert_eq!(g.stats().issued, 0);
+}
+
+#[test]
+fn ceiling_is_extended_ahead_of_time_not_per_id() {
+    let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    // 10 s of steady load at 1,000 IDs/ms.
+    for _ in 0..10_000_000u64 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        c.advance_us(1);
+    }
+    let writes = g.stats().ceiling_writes;
+    // One save per half lead (500 ms) of time, plus the start.
+    assert!((15..=25).contains(&writes), "{writes} saves in 10 s");
+    assert_eq!(g.stats().ceiling_waits, 0);
+}
+
+#[test]
+fn clock_before_the_epoch_still_issues_increasing_ids() {
+    let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    c.wall.set(0); // 1970
+    let mut prev = 0;
+    for _ in 0..10_000 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+    }
+}
+
+#[test]
+fn threads_on_the_real_clock_never_share_an_id() {
+    let g = Arc::new(Generator::new());
+    let s = Arc::new(MemStore::default());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (g, s) = (g.clone(), s.clone());
+            std::thread::spawn(move || {
+                let cfg = Config::default();
+                let mut out = Vec::with_capacity(200_000);
+                for _ in 0..200_000 {
+                    out.push(g.next(&SystemClock, &*s, &cfg).unwrap().tick);
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for h in handles {
+        let ticks = h.join().unwrap();
+        assert!(ticks.windows(2).all(|w| w[0] < w[1]), "a thread saw IDs go back");
+        for t in ticks {
+            assert!(all.insert(t), "duplicate tick {t}");
+        }
+    }
+    assert_eq!(all.len(), 800_000);
+    assert_eq!(g.stats().issued, 800_000);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Advance(u64),
+    StepWall(i64),
+    Issue(u32),
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u64..5_000).prop_map(Op::Advance),
+        1 => prop_oneof![-3_600_000i64..0, -2_000i64..2_000, 0i64..600_000].prop_map(Op::StepWall),
+        4 => (1u32..10_000).prop_map(Op::Issue),
+        1 => Just(Op::Restart),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Whatever the clock does: strictly increasing, below the saved ceiling, and waits only
+    /// for what the format cannot hold.
+    #[test]
+    fn monotonic_under_arbitrary_clocks(ops in proptest::collection::vec(op(), 1..40), drift in 0u64..3_000) {
+        let (c, s) = (FakeClock::new(), MemStore::default());
+        let cfg = Config { max_drift_ms: drift, ..Config::default() };
+        let mut g = Generator::new();
+        let mut prev = 0;
+        let mut issued = 0u64;
+        for op in ops {
+            match op {
+                Op::Advance(us) => c.advance_us(us),
+                Op::StepWall(ms) => c.step_wall_ms(ms),
+                Op::Issue(n) => for _ in 0..n { issue(&g, &c, &s, &cfg, &mut prev); issued += 1; },
+                Op::Restart => g = Generator::new(),
+            }
+        }
+        // Waiting is bounded by the IDs' worth of time (4,096 per ms) plus one sleep per call,
+        // plus small backward steps under the detection threshold, which are waited out.
+        let paused_ms = c.paused_us.get() / 1000;
+        prop_assert!(paused_ms <= issued / IDS_PER_MS + 2_100 + drift, "paused {} ms for {} IDs", paused_ms, issued);
+    }
+}

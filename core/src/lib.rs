@@ -1,0 +1,20 @@
+//! Pure-Rust core of `snowflake_id`. Nothing here knows about PostgreSQL:
+//!
+//! * [`layout`]: the 64-bit ID format (encode, decode, the custom epoch);
+//! * [`generator`]: the lock-free generator over one shared 64-bit word, with an injectable
+//!   [`generator::Clock`] and [`generator::CeilingStore`];
+//! * [`store`]: the crash-safe ceiling file kept in the data directory.
+//!
+//! The PostgreSQL glue (GUCs, shared memory, SQL functions) lives in the `snowflake_id` crate.
+
+pub mod generator;
+pub mod layout;
+pub mod store;
+
+/// Atomics: `std` normally, `loom`'s model-checked ones under `--cfg loom`.
+pub(crate) mod sync {
+    #[cfg(loom)]
+    pub use loom::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+    #[cfg(not(loom))]
+    pub use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+}

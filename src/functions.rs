@@ -1,0 +1,128 @@
+//! The SQL surface. Decoders are `IMMUTABLE STRICT PARALLEL SAFE` so they can back expression
+//! indexes; `snowflake_nextval()` is `VOLATILE` (every call a new value) and parallel safe (the
+//! state is in shared memory, the node id is a server-wide setting).
+
+use crate::{errors, guc, shmem};
+use pgrx::prelude::*;
+use snowflake_core::layout::{self, Parts};
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_UNIX_US: i64 = 946_684_800_000_000;
+
+fn parts(id: i64) -> Parts {
+    layout::decode(id).unwrap_or_else(|e| errors::bad_id(e))
+}
+
+fn timestamptz_of_ms(ms_since_epoch: u64) -> TimestampWithTimeZone {
+    let pg_us = layout::unix_ms(ms_since_epoch) * 1000 - PG_EPOCH_UNIX_US;
+    TimestampWithTimeZone::try_from(pg_us)
+        .unwrap_or_else(|_| errors::bad_timestamp(format!("{ms_since_epoch} ms is not a timestamp")))
+}
+
+/// The next Snowflake ID of this server: unique across the cluster (by node id), strictly
+/// increasing on this server.
+#[pg_extern(volatile, parallel_safe)]
+fn snowflake_nextval() -> i64 {
+    shmem::next_id()
+}
+
+/// The millisecond an ID was issued at.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn snowflake_timestamp(id: i64) -> TimestampWithTimeZone {
+    timestamptz_of_ms(parts(id).ms)
+}
+
+/// The node id an ID was issued by.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn snowflake_node(id: i64) -> i32 {
+    parts(id).node.into()
+}
+
+/// The sequence number of an ID within its millisecond.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn snowflake_sequence(id: i64) -> i32 {
+    parts(id).sequence.into()
+}
+
+/// All three fields of an ID.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn snowflake_parse(
+    id: i64,
+) -> TableIterator<
+    'static,
+    (name!(ts, TimestampWithTimeZone), name!(node, i32), name!(sequence, i32)),
+> {
+    let p = parts(id);
+    TableIterator::once((timestamptz_of_ms(p.ms), p.node.into(), p.sequence.into()))
+}
+
+/// The smallest ID of the millisecond holding `ts` (node 0, sequence 0): every ID issued at or
+/// after `ts`'s millisecond, by any node, is `>=` it. For range scans on an ID primary key.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn snowflake_from_timestamp(ts: TimestampWithTimeZone) -> i64 {
+    if ts.is_infinity() || ts.is_neg_infinity() {
+        errors::bad_timestamp("infinite timestamps have no Snowflake ID".into());
+    }
+    let pg_us: i64 = ts.into();
+    let unix_ms = (pg_us + PG_EPOCH_UNIX_US).div_euclid(1000);
+    layout::first_id_at(unix_ms).unwrap_or_else(|e| errors::bad_timestamp(e.to_string()))
+}
+
+/// The generator's state and counters since the server started (or crash-restarted).
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn snowflake_stats() -> TableIterator<
+    'static,
+    (
+        name!(node_id, Option<i32>),
+        name!(last_id, Option<i64>),
+        name!(last_id_time, Option<TimestampWithTimeZone>),
+        name!(issued, i64),
+        name!(drift_ms, i64),
+        name!(max_borrowed_ms, i64),
+        name!(drift_waits, i64),
+        name!(drift_wait_ms, f64),
+        name!(clock_steps, i64),
+        name!(clock_behind_ms, i64),
+        name!(ceiling, Option<TimestampWithTimeZone>),
+        name!(ceiling_writes, i64),
+        name!(ceiling_waits, i64),
+        name!(started_at, Option<TimestampWithTimeZone>),
+        name!(state_file, String),
+    ),
+> {
+    let s = shmem::stats();
+    let node = guc::NODE_ID.get();
+    let node = (node >= 0).then_some(node);
+    let last_ms = s.last_tick >> layout::SEQUENCE_BITS;
+    let issued_any = s.issued > 0;
+    let last_id = match node {
+        Some(n) if issued_any => layout::compose(s.last_tick, n as u16).ok(),
+        _ => None,
+    };
+    let now_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let drift = if issued_any { layout::unix_ms(last_ms) - now_unix_ms } else { 0 };
+    let started = s.ceiling_ms > 0;
+    TableIterator::once((
+        node,
+        last_id,
+        issued_any.then(|| timestamptz_of_ms(last_ms)),
+        s.issued as i64,
+        drift,
+        s.max_borrowed_ms as i64,
+        s.drift_waits as i64,
+        s.drift_wait_us as f64 / 1000.0,
+        s.clock_steps as i64,
+        s.clock_behind_ms as i64,
+        started.then(|| timestamptz_of_ms(s.ceiling_ms)),
+        s.ceiling_writes as i64,
+        s.ceiling_waits as i64,
+        started.then(|| {
+            timestamptz_of_ms((s.started_unix_ms - layout::EPOCH_UNIX_MS).max(0) as u64)
+        }),
+        shmem::state_path().display().to_string(),
+    ))
+}

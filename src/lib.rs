@@ -1,0 +1,43 @@
+//! snowflake_id: Snowflake IDs generated inside PostgreSQL.
+//!
+//! The pure-Rust core (ID layout, generator, ceiling file) is the `snowflake_core` crate in
+//! `core/`. This crate is the PostgreSQL glue, one concern a module:
+//!
+//! * [`guc`]: `snowflake_id.node_id` and `snowflake_id.max_drift_ms`, and the prefix reservation;
+//! * [`shmem`]: the generator's state in shared memory and the one call that draws an ID;
+//! * [`functions`]: the SQL functions (`snowflake_nextval()`, decoders, `snowflake_stats()`);
+//! * [`errors`]: every ERROR the extension raises, with its SQLSTATE and HINT.
+
+use pgrx::prelude::*;
+
+mod errors;
+mod functions;
+mod guc;
+mod shmem;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::define();
+    // Shared memory can only be requested while shared_preload_libraries is processed; loaded
+    // any other way (CREATE EXTENSION, LOAD) the functions raise an ERROR saying so.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        shmem::init();
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`: the test server preloads the library with a node id.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'snowflake_id'", "snowflake_id.node_id = 42"]
+    }
+}

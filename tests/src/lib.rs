@@ -1,0 +1,1 @@
+//! Harness: start and stop real PostgreSQL clusters for the integration tests.
