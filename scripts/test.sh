@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of snowflake_id, cheapest first:
+#   1. pure-Rust unit and property tests of the core (layout, generator, ceiling file);
+#   2. loom model check of the compare-and-swap generator;
+#   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded);
+#   4. the pg13..pg18 features still compile;
+#   5. integration tests against real PostgreSQL 15 clusters started by the tests.
+# Usage: scripts/test.sh [cargo test filter for step 5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+bash scripts/setup.sh
+
+step() { echo; echo "=== $*"; }
+
+step "1/5 core unit and property tests"
+cargo test -p snowflake_core --release
+
+step "2/5 loom model of the generator"
+RUSTFLAGS="--cfg loom" cargo test -p snowflake_core --release --test loom \
+  --target-dir target/loom -- --test-threads=1
+
+step "3/5 pg_test suite (PostgreSQL 15)"
+mkdir -p target/pgrx-test-data
+chown postgres target/pgrx-test-data 2>/dev/null || true
+# postgres must be able to reach the data directory
+d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+cargo pgrx test pg15 --runas postgres --pgdata "$ROOT/target/pgrx-test-data"
+
+step "4/5 the other PostgreSQL majors compile (pregenerated bindings)"
+for v in 13 14 16 17 18; do
+  DOCS_RS=1 RUSTFLAGS="--cfg docsrs" cargo check -q -p snowflake_id --no-default-features \
+    --features "pg$v" --target-dir target/featurecheck
+  echo "pg$v: compiles"
+done
+
+step "5/5 integration tests on real servers"
+cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
+cargo test -p snowflake_it --release -- --test-threads=1 "$@"
