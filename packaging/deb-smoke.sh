@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs a snowflake_id .deb with `dpkg -i` into a throw-away view of this machine, starts a
+# fresh PostgreSQL 15 cluster on it and calls the functions. Used by tests/tests/packaging.rs.
+#
+#   unshare --mount --propagation private bash packaging/deb-smoke.sh <deb> <workdir> <port>
+#
+# Inside the private mount namespace, overlays (upper layers under <workdir>) cover the
+# PostgreSQL library and extension directories, /usr/share/doc and the dpkg database, so the
+# real `dpkg -i` below changes nothing outside this process tree; whatever snowflake_id files
+# `cargo pgrx install` put there are deleted first (in the overlay), and tmpfs covers the Rust
+# toolchain, so the package is shown to work on a machine without Rust or a previous install.
+# Prints `key=value` lines for the test to check.
+set -euo pipefail
+DEB=$(realpath "$1")
+WORK=$(realpath -m "$2")
+PORT=$3
+[ "$(findmnt -n -o PROPAGATION /)" != shared ] || { echo "run me under unshare --mount --propagation private" >&2; exit 2; }
+
+PG_CONFIG=/usr/bin/pg_config
+BIN=$($PG_CONFIG --bindir)
+LIBDIR=$($PG_CONFIG --pkglibdir)
+EXTDIR=$($PG_CONFIG --sharedir)/extension
+
+rm -rf "$WORK"
+mkdir -p "$WORK/ovl"
+overlay() { # overlay <dir>: make <dir> writable here only
+  local key
+  key=$(echo "$1" | tr / _)
+  mkdir -p "$WORK/ovl/$key/upper" "$WORK/ovl/$key/work"
+  mount -t overlay overlay -o "lowerdir=$1,upperdir=$WORK/ovl/$key/upper,workdir=$WORK/ovl/$key/work" "$1"
+}
+for d in "$LIBDIR" "$EXTDIR" /usr/share/doc /var/lib/dpkg; do overlay "$d"; done
+# No Rust on this "machine".
+for d in "$HOME/.cargo" "$HOME/.rustup" /usr/local/cargo /usr/local/rustup; do
+  [ -d "$d" ] && mount -t tmpfs -o size=1m none "$d"
+done
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+echo "rustc_found=$(command -v rustc cargo >/dev/null && echo yes || echo no)"
+
+# Start from a machine where snowflake_id is not installed.
+rm -f "$LIBDIR"/snowflake_id*.so "$EXTDIR"/snowflake_id*
+dpkg --purge postgresql-15-snowflake-id >/dev/null 2>&1 || true
+echo "preinstalled_files=$(ls "$LIBDIR" "$EXTDIR" | grep -c snowflake_id || true)"
+
+dpkg -i "$DEB" >"$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; exit 1; }
+echo "dpkg_status=$(dpkg-query -W -f='${Status} ${Version}' postgresql-15-snowflake-id)"
+echo "owner_of_so=$(dpkg -S "$LIBDIR/snowflake_id.so" | cut -d: -f1)"
+echo "so_needs=$(objdump -p "$LIBDIR/snowflake_id.so" | awk '/NEEDED/ {print $2}' | sort | tr '\n' ' ')"
+echo "extension_files=$(cd "$EXTDIR" && ls snowflake_id* | tr '\n' ' ')"
+
+DATA=$WORK/data
+mkdir -p "$DATA"
+chown -R postgres:postgres "$WORK"
+as_pg() { runuser -u postgres -- "$@"; }
+as_pg "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >"$WORK/initdb.log"
+cat >>"$DATA/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'snowflake_id'
+snowflake_id.node_id = 77
+EOF
+trap 'as_pg "$BIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null 2>&1 || true' EXIT
+as_pg "$BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w -t 60 start >/dev/null
+q() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "$1"; }
+q "CREATE EXTENSION snowflake_id"
+echo "extversion=$(q "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'")"
+echo "library=$(q "SELECT DISTINCT probin FROM pg_proc WHERE proname LIKE 'snowflake%'")"
+q "CREATE TABLE audit_log(id bigint PRIMARY KEY DEFAULT snowflake_nextval(), note text)"
+q "INSERT INTO audit_log(note) SELECT 'row ' || g FROM generate_series(1, 1000) g"
+echo "rows=$(q "SELECT count(DISTINCT id) FROM audit_log")"
+echo "nodes=$(q "SELECT string_agg(DISTINCT snowflake_node(id)::text, ',') FROM audit_log")"
+echo "age_ms=$(q "SELECT round(extract(epoch FROM clock_timestamp() - snowflake_timestamp(max(id))) * 1000) FROM audit_log")"
+echo "parse_node=$(q "SELECT node FROM snowflake_parse(snowflake_nextval())")"
+echo "stats_issued=$(q "SELECT issued FROM snowflake_stats()")"
+echo "stats_state_file=$(q "SELECT state_file FROM snowflake_stats()")"
+as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+echo "state_file_exists=$([ -f "$DATA/snowflake_id.state" ] && echo yes || echo no)"
+echo "done=yes"
