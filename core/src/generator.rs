@@ -327,8 +327,15 @@ impl Generator {
     }
 
     fn trust_wall_at(&self, mono: u64, now_us: i64) {
-        self.offset_us.store(now_us - mono as i64, Relaxed);
-        self.offset_at_us.store(mono, Relaxed);
+        // Writes only when the estimate moved or aged: in a long burst every call comes here,
+        // and stores to this cache line would slow the compare-and-swap of the others.
+        let offset = now_us - mono as i64;
+        if (offset - self.offset_us.load(Relaxed)).abs() > 500
+            || mono.saturating_sub(self.offset_at_us.load(Relaxed)) > 1_000_000
+        {
+            self.offset_us.store(offset, Relaxed);
+            self.offset_at_us.store(mono, Relaxed);
+        }
         if self.step_lag.load(Relaxed) != 0 {
             self.step_lag.store(0, Relaxed);
         }
