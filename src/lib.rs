@@ -10,6 +10,8 @@
 
 use pgrx::prelude::*;
 
+mod cluster;
+mod convert;
 mod errors;
 mod functions;
 mod guc;
