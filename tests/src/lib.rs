@@ -4,6 +4,8 @@
 //! The extension must be installed into the system PostgreSQL first (`cargo pgrx install`);
 //! `scripts/test.sh` does that before it runs these tests.
 
+pub mod clock;
+
 use postgres::{Client, NoTls};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
