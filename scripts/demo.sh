@@ -1,66 +1,293 @@
 #!/usr/bin/env bash
-# The main job: build and install snowflake_id, start a local PostgreSQL 15 cluster under
-# .run/demo (as user postgres, loopback only) with the library preloaded and node id 1, write an
-# audit table from several connections at once, and show the IDs decoded. Stops the server at
-# the end (or on Ctrl-C).
+# The main job: three local PostgreSQL 15 nodes in bidirectional pglogical replication write one
+# audit log at the same time, with snowflake_nextval() IDs, and side by side with the broken
+# yyyyMMddHHmmssSSS timestamp IDs it replaces. When replication has caught up it checks that
+# every node holds the same rows, no ID repeats, pglogical logged no conflict, and IDs order the
+# changes by time across nodes to the millisecond; it prints a report and exits non-zero if a
+# check fails. Every server it starts is stopped at the end (or on Ctrl-C).
+#
+# Usage: scripts/demo.sh [--duration SECONDS] [--port FIRST_PORT] [--no-build]
+# Environment (same meaning): DURATION (30), DEMO_PORT (25432; the nodes use it and the next
+# two), DEMO_NAME (demo; nodes live in .run/$DEMO_NAME-node{1,2,3}), CLIENTS (connections per
+# node, 4), ROWS_PER_INSERT (20), MIN_RATE (20000 rows/s, a check), DEMO_NO_BUILD=1 (skip
+# setup.sh and the install: the extension is installed already), CATCHUP_TIMEOUT (600 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=/usr/lib/postgresql/15/bin
-PORT=${DEMO_PORT:-25432}
-RUN=$ROOT/.run/demo
-bash scripts/setup.sh
+DURATION=${DURATION:-30}
+PORT0=${DEMO_PORT:-25432}
+NAME=${DEMO_NAME:-demo}
+CLIENTS=${CLIENTS:-4}
+ROWS=${ROWS_PER_INSERT:-20}
+MIN_RATE=${MIN_RATE:-20000}
+NO_BUILD=${DEMO_NO_BUILD:-0}
+CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-600}
+while (($#)); do
+  case $1 in
+    --duration) DURATION=$2; shift 2 ;;
+    --port) PORT0=$2; shift 2 ;;
+    --no-build) NO_BUILD=1; shift ;;
+    *) echo "usage: $0 [--duration SECONDS] [--port FIRST_PORT] [--no-build]" >&2; exit 2 ;;
+  esac
+done
+NODES=(1 2 3)
+port() { echo $((PORT0 + $1 - 1)); }
+dir() { echo "$ROOT/.run/$NAME-node$1"; }
+say() { echo "== $*"; }
 
-echo "== building and installing the extension (release)"
-cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
+if [ "$NO_BUILD" != 1 ]; then
+  bash scripts/setup.sh
+  say "building and installing the extension (release)"
+  cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
+fi
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+mkdir -p "$ROOT/.run"
 
-stop() { as_pg "$BIN/pg_ctl" -D "$RUN/data" -m fast -w stop >/dev/null 2>&1 || true; }
-[ -f "$RUN/data/postmaster.pid" ] && stop
-rm -rf "$RUN"; mkdir -p "$RUN"; chown postgres: "$RUN" 2>/dev/null || true
-as_pg "$BIN/initdb" -D "$RUN/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
-cat >> "$RUN/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$RUN'
-shared_preload_libraries = 'snowflake_id'
-snowflake_id.node_id = 1
-CONF
-trap stop EXIT
-as_pg "$BIN/pg_ctl" -D "$RUN/data" -l "$RUN/server.log" -w start >/dev/null
-PSQL=("$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
+PIDS=()
+stop_node() { as_pg "$BIN/pg_ctl" -D "$(dir "$1")/data" -m "${2:-fast}" -w stop >/dev/null 2>&1 || true; }
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for n in "${NODES[@]}"; do stop_node "$n"; done
+  [ "$rc" = 0 ] || echo "== stopped the nodes (exit $rc); logs: $ROOT/.run/$NAME-node*/server.log" >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-"${PSQL[@]}" <<'SQL'
-CREATE EXTENSION snowflake_id;
-CREATE TABLE audit_log (
-  id            bigint PRIMARY KEY DEFAULT snowflake_nextval(),
-  user_id       int NOT NULL,
-  changed_field text NOT NULL,
-  old_value     text,
-  new_value     text,
-  changed_at    timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-SQL
-echo "== 4 connections insert 25,000 rows each at the same time"
-for c in 1 2 3 4; do
-  "${PSQL[@]}" -c "INSERT INTO audit_log(user_id, changed_field, old_value, new_value)
-                   SELECT g % 100, 'email', 'old' || g, 'new' || g FROM generate_series(1, 25000) g" &
+# Servers of an earlier run under these names are ours: stop them, start afresh.
+for n in "${NODES[@]}"; do
+  if [ -f "$(dir "$n")/data/postmaster.pid" ]; then stop_node "$n" immediate; fi
+  rm -rf "$(dir "$n")"
 done
-wait
-"${PSQL[@]}" <<'SQL'
-\echo == the newest rows, IDs decoded
-SELECT id, snowflake_timestamp(id) AS issued_at, snowflake_node(id) AS node,
-       snowflake_sequence(id) AS seq, user_id, changed_field
-FROM audit_log ORDER BY id DESC LIMIT 5;
-\echo == checks
-SELECT count(*) AS rows, count(DISTINCT id) AS distinct_ids,
-       min(snowflake_timestamp(id)) AS first_at, max(snowflake_timestamp(id)) AS last_at
-FROM audit_log;
-\echo == rows of the last second, found through the primary key
-EXPLAIN (COSTS OFF) SELECT * FROM audit_log WHERE id >= snowflake_from_timestamp(now() - interval '1 second');
-\echo == generator state
-SELECT node_id, last_id, issued, drift_ms, clock_steps, ceiling, ceiling_writes FROM snowflake_stats();
+
+say "starting 3 nodes on ports $(port 1)-$(port 3) (pglogical + snowflake_id, node ids 1-3)"
+for n in "${NODES[@]}"; do
+  D=$(dir "$n"); mkdir -p "$D"; chown postgres: "$D" 2>/dev/null || true
+  as_pg "$BIN/initdb" -D "$D/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
+  cat >> "$D/data/postgresql.conf" <<CONF
+# scripts/demo.sh
+port = $(port "$n")
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$D'
+max_connections = 60
+shared_preload_libraries = 'pglogical,snowflake_id'
+snowflake_id.node_id = $n
+wal_level = logical
+track_commit_timestamp = on
+max_replication_slots = 10
+max_wal_senders = 10
+max_worker_processes = 16
+output_plugin_libraries = 'pgoutput, test_decoding, pglogical_output'
+shared_buffers = 256MB
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+log_line_prefix = '%m [%p] '
+log_min_messages = warning
+pglogical.conflict_log_level = log
+CONF
+  as_pg "$BIN/pg_ctl" -D "$D/data" -l "$D/server.log" -w -t 120 start >/dev/null
+done
+
+psql_n() { local n=$1; shift; "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(port "$n")" -U postgres -d postgres "$@"; }
+dsn() { echo "host=127.0.0.1 port=$(port "$1") dbname=postgres user=postgres"; }
+# Polls `sql` on node `n` until it returns `t`, up to `timeout` seconds.
+wait_true() {
+  local n=$1 sql=$2 what=$3 timeout=${4:-120} start=$SECONDS
+  until [ "$(psql_n "$n" -c "$sql" 2>/dev/null)" = t ]; do
+    if ((SECONDS - start > timeout)); then echo "timed out after ${timeout}s waiting for $what on node $n" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
+say "schema on every node; pglogical full mesh with forward_origins = '{}'"
+for n in "${NODES[@]}"; do
+  psql_n "$n" -f scripts/cluster/schema.sql >/dev/null
+  psql_n "$n" >/dev/null <<SQL
+SELECT pglogical.create_node(node_name := 'node$n', dsn := '$(dsn "$n")');
+SELECT pglogical.replication_set_add_table('default', t, synchronize_data := false)
+FROM unnest(ARRAY['audit_log', 'audit_log_ts', 'demo_marker', 'snowflake_nodes']::regclass[]) t;
 SQL
-echo "== done; the server is stopped (its data stays in $RUN)"
+done
+for n in "${NODES[@]}"; do
+  for m in "${NODES[@]}"; do
+    [ "$n" = "$m" ] && continue
+    psql_n "$n" -c "SELECT pglogical.create_subscription(
+        subscription_name := 'node${n}_from_node$m', provider_dsn := '$(dsn "$m")',
+        replication_sets := '{default}', synchronize_structure := false,
+        synchronize_data := false, forward_origins := '{}')" >/dev/null
+  done
+done
+for n in "${NODES[@]}"; do
+  wait_true "$n" "SELECT count(*) = 2 AND bool_and(status = 'replicating') FROM pglogical.show_subscription_status()" \
+    "both subscriptions replicating"
+done
+
+# Waits until every node holds every node's marker of a phase: all rows written before it have
+# been applied everywhere. Prints the seconds it took.
+mark_and_wait() {
+  local phase=$1 t0=$SECONDS
+  for n in "${NODES[@]}"; do psql_n "$n" -c "INSERT INTO demo_marker(node, phase) VALUES ($n, '$phase')" >/dev/null; done
+  for n in "${NODES[@]}"; do
+    wait_true "$n" "SELECT count(*) = 3 FROM demo_marker WHERE phase = '$phase'" "replication of phase $phase" "$CATCHUP_TIMEOUT" >&2
+  done
+  echo $((SECONDS - t0))
+}
+
+say "registering the nodes in the replicated snowflake_nodes registry"
+for n in "${NODES[@]}"; do psql_n "$n" -c "SELECT snowflake_register_node()" >/dev/null; done
+mark_and_wait registry >/dev/null
+
+say "the motivating scenario: user 4242 changes the e-mail at the same millisecond through nodes 1 and 2"
+same_ms=f
+for attempt in 1 2 3 4 5; do
+  user=$((4241 + attempt))
+  at=$(psql_n 1 -c "SELECT date_trunc('second', clock_timestamp()) + interval '2 s'")
+  psql_n 1 -c "SELECT 1, * FROM demo_change_at($user, 'via-node1@example.com', '$at')" >"$(dir 1)/same_ms.out" &
+  PIDS+=($!)
+  psql_n 2 -c "SELECT 2, * FROM demo_change_at($user, 'via-node2@example.com', '$at')" >"$(dir 2)/same_ms.out" &
+  PIDS+=($!)
+  wait "${PIDS[@]}"; PIDS=()
+  IFS='|' read -r _ sf1 ts1 at1 <"$(dir 1)/same_ms.out"
+  IFS='|' read -r _ sf2 ts2 at2 <"$(dir 2)/same_ms.out"
+  if [ "$ts1" = "$ts2" ]; then same_ms=t; break; fi
+  echo "   attempt $attempt: not the same millisecond ($at1 / $at2), again"
+done
+scen_phase=$(mark_and_wait scenario)
+echo "   node 1: changed_at $at1  snowflake id $sf1  timestamp id $ts1"
+echo "   node 2: changed_at $at2  snowflake id $sf2  timestamp id $ts2"
+scenario_report=""
+scen_ok=$same_ms
+for n in "${NODES[@]}"; do
+  sf_rows=$(psql_n "$n" -c "SELECT count(*) FROM audit_log WHERE user_id = $user")
+  [ "$sf_rows" = 2 ] || scen_ok=f
+  ts_rows=$(psql_n "$n" -c "SELECT count(*) || ' row(s), kept ' || coalesce(string_agg(new_value, ', '), 'none') FROM audit_log_ts WHERE user_id = $user")
+  scenario_report+=$(printf '   node %s holds: audit_log %s rows (both changes: %s) | audit_log_ts %s' \
+    "$n" "$sf_rows" "$([ "$sf_rows" = 2 ] && echo yes || echo NO)" "$ts_rows")$'\n'
+done
+printf '%s' "$scenario_report"
+
+run_load() {  # phase script -> prints total transactions
+  local phase=$1 script=$2
+  for n in "${NODES[@]}"; do
+    "$BIN/pgbench" -n -h 127.0.0.1 -p "$(port "$n")" -U postgres -c "$CLIENTS" -j 2 -T "$DURATION" \
+      -D rows="$ROWS" -f "$script" postgres >"$(dir "$n")/pgbench-$phase.out" 2>&1 &
+    PIDS+=($!)
+  done
+  local ok=0
+  for p in "${PIDS[@]}"; do wait "$p" || ok=1; done
+  PIDS=()
+  if [ $ok != 0 ]; then cat "$(dir 1)/pgbench-$phase.out" >&2; echo "pgbench failed" >&2; return 1; fi
+  local tx=0
+  for n in "${NODES[@]}"; do
+    t=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$(dir "$n")/pgbench-$phase.out")
+    tx=$((tx + t))
+  done
+  echo "$tx"
+}
+
+say "load 1: $CLIENTS pgbench clients per node, ${DURATION}s, INSERTs of $ROWS rows, IDs from snowflake_nextval()"
+sf_tx=$(run_load snowflake scripts/cluster/insert_snowflake.pgbench)
+sf_rows_written=$((sf_tx * ROWS))
+say "waiting for replication to catch up"
+sf_catchup=$(mark_and_wait load_snowflake)
+
+say "load 2: the same load with yyyyMMddHHmmssSSS IDs (ON CONFLICT DO NOTHING keeps it running)"
+ts_tx=$(run_load timestamp scripts/cluster/insert_timestamp.pgbench)
+ts_rows_attempted=$((ts_tx * ROWS))
+say "waiting for replication to catch up"
+ts_catchup=$(mark_and_wait load_timestamp)
+
+say "checking"
+declare -A APPERR TSAPPERR CNT SUM TSCNT TSSUM TSLOCAL CONF TSCONF SUBS CLASH REG
+for n in "${NODES[@]}"; do
+  IFS='|' read -r CNT[$n] SUM[$n] < <(psql_n "$n" -c \
+    "SELECT count(*), md5(string_agg(a::text, ',' ORDER BY id)) FROM audit_log a")
+  IFS='|' read -r TSCNT[$n] TSSUM[$n] TSLOCAL[$n] < <(psql_n "$n" -c \
+    "SELECT count(*), md5(string_agg(a::text, ',' ORDER BY id)), count(*) FILTER (WHERE written_on = $n) FROM audit_log_ts a")
+  APPERR[$n]=$(grep -A2 ' ERROR: ' "$(dir "$n")/server.log" | grep -c 'CONTEXT: .* relation public\.audit_log ' || true)
+  TSAPPERR[$n]=$(grep -A2 ' ERROR: ' "$(dir "$n")/server.log" | grep -c 'CONTEXT: .* relation public\.audit_log_ts ' || true)
+  CONF[$n]=$(grep -c 'CONFLICT: .* on relation public\.audit_log ' "$(dir "$n")/server.log" || true)
+  TSCONF[$n]=$(grep -c 'CONFLICT: .* on relation public\.audit_log_ts ' "$(dir "$n")/server.log" || true)
+  SUBS[$n]=$(psql_n "$n" -c "SELECT count(*) FILTER (WHERE status = 'replicating') || '/' || count(*) FROM pglogical.show_subscription_status()")
+  CLASH[$n]=$(psql_n "$n" -c "SELECT count(*) FROM snowflake_check_nodes()" 2>/dev/null)
+  REG[$n]=$(psql_n "$n" -c "SELECT count(*) FROM snowflake_nodes")
+done
+# Checks on node 1's copy (identical to the others when the first check passes).
+IFS='|' read -r distinct_ids dup_ids per_node written_by_ids interleave < <(psql_n 1 -c "
+  SELECT count(DISTINCT id), count(*) - count(DISTINCT id),
+         (SELECT string_agg(n || ':' || c, ' ' ORDER BY n) FROM
+            (SELECT snowflake_node(id) n, count(*) c FROM audit_log GROUP BY 1) x),
+         count(*) FILTER (WHERE snowflake_node(id) BETWEEN 1 AND 3),
+         (SELECT count(*) FROM (SELECT snowflake_node(id) <> lag(snowflake_node(id)) OVER (ORDER BY id) sw
+                                FROM audit_log) y WHERE sw)
+  FROM audit_log")
+# Ordering: changed_at is read before the ID is drawn, on one machine clock, so for every pair
+# of rows a < b (by ID), changed_at(a) <= time(a) < ms(a) + 1 ms <= ms(b) + 1 ms. A row whose
+# ID millisecond is 1 ms or more before the latest changed_at of the rows up to it breaks that.
+IFS='|' read -r order_bad lag_p50 lag_p999 lag_max < <(psql_n 1 -c "
+  WITH s AS (
+    SELECT snowflake_timestamp(id) AS id_ms, changed_at,
+           max(changed_at) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS latest
+    FROM audit_log)
+  SELECT count(*) FILTER (WHERE latest >= id_ms + interval '1 ms'),
+         percentile_disc(0.5) WITHIN GROUP (ORDER BY lag_ms), percentile_disc(0.999) WITHIN GROUP (ORDER BY lag_ms),
+         max(lag_ms)
+  FROM (SELECT *, (extract(epoch FROM id_ms - date_trunc('milliseconds', changed_at)) * 1000)::int AS lag_ms FROM s) s2")
+rate=$((sf_rows_written / DURATION))
+ts_rate=$((ts_rows_attempted / DURATION))
+ts_distinct=$(psql_n 1 -c "SELECT count(*) FROM audit_log_ts")
+
+FAILED=0
+check() {  # name condition-result detail
+  if [ "$2" = t ]; then printf '  [ok]   %s: %s\n' "$1" "$3"; else printf '  [FAIL] %s: %s\n' "$1" "$3"; FAILED=1; fi
+}
+b() { if eval "$1"; then echo t; else echo f; fi; }
+
+echo
+echo "================ snowflake_id: three nodes, one audit log ================"
+echo "nodes: 3 x PostgreSQL 15 on 127.0.0.1:$(port 1)-$(port 3), node ids 1-3, pglogical full mesh"
+echo "  (6 subscriptions, forward_origins = '{}'), synchronous_commit = on (default)"
+echo "load: pgbench, $CLIENTS clients per node, ${DURATION} s per approach, multi-row INSERTs of $ROWS rows"
+echo
+echo "motivating scenario (user $user, nodes 1 and 2, same millisecond: $same_ms)"
+echo "  snowflake IDs:  node 1 -> $sf1, node 2 -> $sf2"
+echo "  timestamp IDs:  node 1 -> $ts1, node 2 -> $ts2"
+printf '%s' "$scenario_report"
+echo
+echo "snowflake_nextval() IDs"
+echo "  rows written:   $sf_rows_written in ${DURATION} s = $rate rows/s in total ($sf_tx INSERTs)"
+echo "  per node (by snowflake_node(id)): $per_node; node switches along the ID order: $interleave"
+echo "  replication caught up ${sf_catchup} s after the load"
+echo "  ID millisecond minus changed_at's millisecond: median $lag_p50 ms, 99.9% $lag_p999 ms, max $lag_max ms"
+echo
+echo "yyyyMMddHHmmssSSS IDs (the approach this replaces), same load"
+echo "  rows attempted: $ts_rows_attempted ($ts_rate rows/s; at most one row per millisecond per node gets in)"
+echo "  after replication: rows per node ${TSCNT[1]} / ${TSCNT[2]} / ${TSCNT[3]} of $ts_rows_attempted attempted; $((ts_rows_attempted - ts_distinct)) audit records lost on node 1"
+echo "  replication conflicts (pglogical CONFLICT lines, local row overwritten): ${TSCONF[1]} / ${TSCONF[2]} / ${TSCONF[3]}"
+echo "  apply workers failed on a duplicate key and restarted: ${TSAPPERR[1]} / ${TSAPPERR[2]} / ${TSAPPERR[3]} times"
+echo "  nodes identical: $([ "${TSSUM[1]}" = "${TSSUM[2]}" ] && [ "${TSSUM[2]}" = "${TSSUM[3]}" ] && echo yes || echo "NO, the nodes diverged")"
+echo
+echo "checks"
+check "rate" "$(b "((rate >= MIN_RATE))")" "$rate rows/s >= $MIN_RATE"
+check "subscriptions" "$(b "[ '${SUBS[1]} ${SUBS[2]} ${SUBS[3]}' = '2/2 2/2 2/2' ]")" "replicating on each node: ${SUBS[1]} ${SUBS[2]} ${SUBS[3]}"
+check "same rows everywhere" "$(b "[ '${CNT[1]}' = '${CNT[2]}' ] && [ '${CNT[2]}' = '${CNT[3]}' ] && [ '${SUM[1]}' = '${SUM[2]}' ] && [ '${SUM[2]}' = '${SUM[3]}' ]")" \
+  "rows ${CNT[1]} / ${CNT[2]} / ${CNT[3]}, md5 ${SUM[1]:0:8} / ${SUM[2]:0:8} / ${SUM[3]:0:8}"
+expected=$((sf_rows_written + 2 * attempt))
+check "no row lost" "$(b "((CNT[1] == expected))")" "${CNT[1]} rows = $sf_rows_written from the load + $((2 * attempt)) from the scenario"
+check "0 duplicate IDs" "$(b "((dup_ids == 0 && distinct_ids == CNT[1] && written_by_ids == CNT[1]))")" "$distinct_ids distinct IDs, $dup_ids duplicates, all from nodes 1-3"
+check "0 replication conflicts" "$(b "((CONF[1] + CONF[2] + CONF[3] == 0))")" "pglogical CONFLICT lines for audit_log: ${CONF[1]} / ${CONF[2]} / ${CONF[3]}"
+check "0 apply errors" "$(b "((APPERR[1] + APPERR[2] + APPERR[3] == 0))")" "pglogical apply ERRORs on audit_log: ${APPERR[1]} / ${APPERR[2]} / ${APPERR[3]}"
+check "IDs ordered by time across nodes" "$(b "((order_bad == 0))")" "$order_bad rows whose ID millisecond is >= 1 ms before a change with a smaller ID"
+check "scenario: both changes kept" "$(b "[ '$scen_ok' = t ] && [ '$sf1' != '$sf2' ]")" \
+  "same millisecond on two nodes, 2 distinct IDs, both rows on all 3 nodes"
+check "node registry" "$(b "[ '${REG[1]} ${REG[2]} ${REG[3]}' = '3 3 3' ] && [ '${CLASH[1]} ${CLASH[2]} ${CLASH[3]}' = '0 0 0' ]")" \
+  "3 nodes registered on each node, snowflake_check_nodes() clashes: ${CLASH[1]} / ${CLASH[2]} / ${CLASH[3]}"
+echo
+if ((FAILED)); then echo "RESULT: FAIL"; exit 1; fi
+echo "RESULT: all checks passed; the nodes are being stopped (data stays in .run/$NAME-node*)"
