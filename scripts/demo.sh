@@ -9,7 +9,7 @@
 # Usage: scripts/demo.sh [--duration SECONDS] [--port FIRST_PORT] [--no-build]
 # Environment (same meaning): DURATION (30), DEMO_PORT (25432; the nodes use it and the next
 # two), DEMO_NAME (demo; nodes live in .run/$DEMO_NAME-node{1,2,3}), CLIENTS (connections per
-# node, 4), ROWS_PER_INSERT (20), MIN_RATE (20000 rows/s, a check), DEMO_NO_BUILD=1 (skip
+# node, 4), ROWS_PER_INSERT (50), MIN_RATE (20000 rows/s, a check), DEMO_NO_BUILD=1 (skip
 # setup.sh and the install: the extension is installed already), CATCHUP_TIMEOUT (600 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ DURATION=${DURATION:-30}
 PORT0=${DEMO_PORT:-25432}
 NAME=${DEMO_NAME:-demo}
 CLIENTS=${CLIENTS:-4}
-ROWS=${ROWS_PER_INSERT:-20}
+ROWS=${ROWS_PER_INSERT:-50}
 MIN_RATE=${MIN_RATE:-20000}
 NO_BUILD=${DEMO_NO_BUILD:-0}
 CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-600}
@@ -145,9 +145,9 @@ mark_and_wait registry >/dev/null
 
 say "the motivating scenario: user 4242 changes the e-mail at the same millisecond through nodes 1 and 2"
 same_ms=f
-for attempt in 1 2 3 4 5; do
+for attempt in $(seq 1 20); do
   user=$((4241 + attempt))
-  at=$(psql_n 1 -c "SELECT date_trunc('second', clock_timestamp()) + interval '2 s'")
+  at=$(psql_n 1 -c "SELECT date_trunc('milliseconds', clock_timestamp() + interval '400 ms')")
   psql_n 1 -c "SELECT 1, * FROM demo_change_at($user, 'via-node1@example.com', '$at')" >"$(dir 1)/same_ms.out" &
   PIDS+=($!)
   psql_n 2 -c "SELECT 2, * FROM demo_change_at($user, 'via-node2@example.com', '$at')" >"$(dir 2)/same_ms.out" &
