@@ -10,7 +10,8 @@
 # Environment (same meaning): DURATION (30), DEMO_PORT (25432; the nodes use it and the next
 # two), DEMO_NAME (demo; nodes live in .run/$DEMO_NAME-node{1,2,3}), CLIENTS (connections per
 # node, 4), ROWS_PER_INSERT (50), MIN_RATE (20000 rows/s, a check), DEMO_NO_BUILD=1 (skip
-# setup.sh and the install: the extension is installed already), CATCHUP_TIMEOUT (600 s).
+# setup.sh and the install: the extension is installed already), CATCHUP_TIMEOUT (600 s),
+# NODE_IDS ("1 2 3"; e.g. "1 1 3" misconfigures two nodes with one id, and the checks fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,6 +33,9 @@ while (($#)); do
   esac
 done
 NODES=(1 2 3)
+read -r -a IDS <<<"${NODE_IDS:-1 2 3}"
+((${#IDS[@]} == 3)) || { echo "NODE_IDS needs 3 ids" >&2; exit 2; }
+nid() { echo "${IDS[$1 - 1]}"; }
 port() { echo $((PORT0 + $1 - 1)); }
 dir() { echo "$ROOT/.run/$NAME-node$1"; }
 say() { echo "== $*"; }
@@ -66,7 +70,7 @@ for n in "${NODES[@]}"; do
   rm -rf "$(dir "$n")"
 done
 
-say "starting 3 nodes on ports $(port 1)-$(port 3) (pglogical + snowflake_id, node ids 1-3)"
+say "starting 3 nodes on ports $(port 1)-$(port 3) (pglogical + snowflake_id, node ids ${IDS[*]})"
 for n in "${NODES[@]}"; do
   D=$(dir "$n"); mkdir -p "$D"; chown postgres: "$D" 2>/dev/null || true
   as_pg "$BIN/initdb" -D "$D/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
@@ -77,7 +81,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$D'
 max_connections = 60
 shared_preload_libraries = 'pglogical,snowflake_id'
-snowflake_id.node_id = $n
+snowflake_id.node_id = $(nid "$n")
 wal_level = logical
 track_commit_timestamp = on
 max_replication_slots = 10
@@ -209,7 +213,7 @@ for n in "${NODES[@]}"; do
   IFS='|' read -r CNT[$n] SUM[$n] < <(psql_n "$n" -c \
     "SELECT count(*), md5(string_agg(a::text, ',' ORDER BY id)) FROM audit_log a")
   IFS='|' read -r TSCNT[$n] TSSUM[$n] TSLOCAL[$n] < <(psql_n "$n" -c \
-    "SELECT count(*), md5(string_agg(a::text, ',' ORDER BY id)), count(*) FILTER (WHERE written_on = $n) FROM audit_log_ts a")
+    "SELECT count(*), md5(string_agg(a::text, ',' ORDER BY id)), count(*) FILTER (WHERE written_on = $(nid "$n")) FROM audit_log_ts a")
   APPERR[$n]=$(grep -A2 ' ERROR: ' "$(dir "$n")/server.log" | grep -c 'CONTEXT: .* relation public\.audit_log ' || true)
   TSAPPERR[$n]=$(grep -A2 ' ERROR: ' "$(dir "$n")/server.log" | grep -c 'CONTEXT: .* relation public\.audit_log_ts ' || true)
   CONF[$n]=$(grep -c 'CONFLICT: .* on relation public\.audit_log ' "$(dir "$n")/server.log" || true)
@@ -223,7 +227,7 @@ IFS='|' read -r distinct_ids dup_ids per_node written_by_ids interleave < <(psql
   SELECT count(DISTINCT id), count(*) - count(DISTINCT id),
          (SELECT string_agg(n || ':' || c, ' ' ORDER BY n) FROM
             (SELECT snowflake_node(id) n, count(*) c FROM audit_log GROUP BY 1) x),
-         count(*) FILTER (WHERE snowflake_node(id) BETWEEN 1 AND 3),
+         count(*) FILTER (WHERE snowflake_node(id) IN (${IDS[0]}, ${IDS[1]}, ${IDS[2]})),
          (SELECT count(*) FROM (SELECT snowflake_node(id) <> lag(snowflake_node(id)) OVER (ORDER BY id) sw
                                 FROM audit_log) y WHERE sw)
   FROM audit_log")
@@ -251,7 +255,7 @@ b() { if eval "$1"; then echo t; else echo f; fi; }
 
 echo
 echo "================ snowflake_id: three nodes, one audit log ================"
-echo "nodes: 3 x PostgreSQL 15 on 127.0.0.1:$(port 1)-$(port 3), node ids 1-3, pglogical full mesh"
+echo "nodes: 3 x PostgreSQL 15 on 127.0.0.1:$(port 1)-$(port 3), node ids ${IDS[*]}, pglogical full mesh"
 echo "  (6 subscriptions, forward_origins = '{}'), synchronous_commit = on (default)"
 echo "load: pgbench, $CLIENTS clients per node, ${DURATION} s per approach, multi-row INSERTs of $ROWS rows"
 echo
@@ -279,8 +283,8 @@ check "subscriptions" "$(b "[ '${SUBS[1]} ${SUBS[2]} ${SUBS[3]}' = '2/2 2/2 2/2'
 check "same rows everywhere" "$(b "[ '${CNT[1]}' = '${CNT[2]}' ] && [ '${CNT[2]}' = '${CNT[3]}' ] && [ '${SUM[1]}' = '${SUM[2]}' ] && [ '${SUM[2]}' = '${SUM[3]}' ]")" \
   "rows ${CNT[1]} / ${CNT[2]} / ${CNT[3]}, md5 ${SUM[1]:0:8} / ${SUM[2]:0:8} / ${SUM[3]:0:8}"
 expected=$((sf_rows_written + 2 * attempt))
-check "no row lost" "$(b "((CNT[1] == expected))")" "${CNT[1]} rows = $sf_rows_written from the load + $((2 * attempt)) from the scenario"
-check "0 duplicate IDs" "$(b "((dup_ids == 0 && distinct_ids == CNT[1] && written_by_ids == CNT[1]))")" "$distinct_ids distinct IDs, $dup_ids duplicates, all from nodes 1-3"
+check "no row lost" "$(b "((CNT[1] == expected))")" "${CNT[1]} rows on node 1, expected $expected ($sf_rows_written from the load + $((2 * attempt)) from the scenario)"
+check "0 duplicate IDs" "$(b "((dup_ids == 0 && distinct_ids == expected && written_by_ids == distinct_ids))")" "$expected IDs issued, $distinct_ids distinct ones held, all from node ids ${IDS[*]}"
 check "0 replication conflicts" "$(b "((CONF[1] + CONF[2] + CONF[3] == 0))")" "pglogical CONFLICT lines for audit_log: ${CONF[1]} / ${CONF[2]} / ${CONF[3]}"
 check "0 apply errors" "$(b "((APPERR[1] + APPERR[2] + APPERR[3] == 0))")" "pglogical apply ERRORs on audit_log: ${APPERR[1]} / ${APPERR[2]} / ${APPERR[3]}"
 check "IDs ordered by time across nodes" "$(b "((order_bad == 0))")" "$order_bad rows whose ID millisecond is >= 1 ms before a change with a smaller ID"

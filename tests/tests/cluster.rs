@@ -307,22 +307,40 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
     }
 }
 
-#[test]
-fn three_node_audit_log_job_passes_its_checks() {
+/// Runs `scripts/demo.sh` shortened (5 s per load) with the extension already installed;
+/// returns (success, stdout). Asserts every server it started is stopped afterwards.
+fn run_demo(name: &str, port: u16, node_ids: &str) -> (bool, String) {
     let root = project_root();
     let out = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
         .env("DURATION", "5")
-        .env("DEMO_PORT", "25710")
-        .env("DEMO_NAME", "cluster-demo")
+        .env("DEMO_PORT", port.to_string())
+        .env("DEMO_NAME", name)
         .env("DEMO_NO_BUILD", "1")
+        .env("NODE_IDS", node_ids)
+        .env("CATCHUP_TIMEOUT", "180")
         .current_dir(&root)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(out.status.success(), "demo.sh failed ({}):\n{stdout}\n{stderr}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for n in 1..=3 {
+        let pidfile = root.join(format!(".run/{name}-node{n}/data/postmaster.pid"));
+        assert!(!pidfile.exists(), "{} left running", pidfile.display());
+    }
+    (out.status.success(), stdout)
+}
+
+/// The three counts after the last ':' of the report line containing `label`.
+fn counts(stdout: &str, label: &str) -> Vec<u64> {
+    let line = stdout.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no `{label}`:\n{stdout}"));
+    line.rsplit(':').next().unwrap().split('/').map(|s| s.trim().split(' ').next().unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn three_node_audit_log_job_passes_its_checks() {
+    let (ok, stdout) = run_demo("cluster-demo", 25710, "1 2 3");
+    assert!(ok, "demo.sh failed:\n{stdout}");
     assert!(stdout.contains("RESULT: all checks passed"), "{stdout}");
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
     for check in [
@@ -340,22 +358,18 @@ fn three_node_audit_log_job_passes_its_checks() {
         assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
     }
     // The conflict count is real: the timestamp-string IDs of the same run did conflict.
-    let ts_conflicts = stdout
-        .lines()
-        .find(|l| l.contains("replication conflicts (pglogical CONFLICT lines"))
-        .unwrap_or_else(|| panic!("no conflict line:\n{stdout}"));
-    let counts: Vec<u64> = ts_conflicts
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    assert_eq!(counts.len(), 3);
-    assert!(counts.iter().sum::<u64>() > 0, "the broken approach produced no conflict: {ts_conflicts}");
-    // Every server the job started is stopped.
-    for n in 1..=3 {
-        let pidfile = root.join(format!(".run/cluster-demo-node{n}/data/postmaster.pid"));
-        assert!(!pidfile.exists(), "{} left running", pidfile.display());
+    let ts = counts(&stdout, "replication conflicts (pglogical CONFLICT lines");
+    assert_eq!(ts.len(), 3);
+    assert!(ts.iter().sum::<u64>() > 0, "the broken approach produced no conflict: {ts:?}");
+}
+
+#[test]
+fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
+    let (ok, stdout) = run_demo("cluster-demo-clash", 25720, "1 1 3");
+    assert!(!ok, "demo.sh passed with two nodes on node id 1:\n{stdout}");
+    assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
+    for check in ["[FAIL] 0 replication conflicts:", "[FAIL] no row lost:", "[FAIL] node registry:"] {
+        assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
     }
+    assert!(counts(&stdout, "pglogical CONFLICT lines for audit_log").iter().sum::<u64>() > 0);
 }
