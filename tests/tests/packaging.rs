@@ -1,0 +1,459 @@
+//! Packaging and upgrades: one version everywhere, the .deb installed with `dpkg -i` on a
+//! machine without Rust, `ALTER EXTENSION snowflake_id UPDATE` from the previous release with
+//! live data, and pg_dump / pg_restore into a fresh server. Ports 25901-25909, clusters `pkg-*`.
+
+use snowflake_core::layout;
+use snowflake_it::{project_root, Cluster, PG_BIN};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The previous release, whose install script is frozen in sql/.
+const PREVIOUS: &str = "0.1.0";
+
+/// The one version source: `[package] version` of the root Cargo.toml.
+fn cargo_version() -> String {
+    let text = fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = text.parse().unwrap();
+    manifest["package"]["version"].as_str().unwrap().to_string()
+}
+
+fn semver(v: &str) -> (u64, u64, u64) {
+    let p: Vec<u64> = v.split('.').map(|x| x.parse().unwrap_or_else(|_| panic!("bad version {v}"))).collect();
+    assert_eq!(p.len(), 3, "bad version {v}");
+    (p[0], p[1], p[2])
+}
+
+/// `(from, to)` of every `sql/snowflake_id--A--B.sql`, and `A` of every `sql/snowflake_id--A.sql`.
+fn sql_scripts() -> (Vec<(String, String)>, Vec<String>) {
+    let mut upgrades = Vec::new();
+    let mut installs = Vec::new();
+    for entry in fs::read_dir(project_root().join("sql")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(stem) = name.strip_prefix("snowflake_id--").and_then(|s| s.strip_suffix(".sql")) else {
+            panic!("unexpected file sql/{name}");
+        };
+        match stem.split_once("--") {
+            Some((a, b)) => upgrades.push((a.to_string(), b.to_string())),
+            None => installs.push(stem.to_string()),
+        }
+    }
+    upgrades.sort();
+    installs.sort();
+    (upgrades, installs)
+}
+
+#[test]
+fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
+    let version = cargo_version();
+    semver(&version);
+
+    // The control file takes the version from Cargo.toml when pgrx installs it.
+    let control = fs::read_to_string(project_root().join("snowflake_id.control")).unwrap();
+    let default_version = control
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("default_version"))
+        .expect("default_version in snowflake_id.control")
+        .trim_start_matches([' ', '='])
+        .trim()
+        .trim_matches('\'');
+    assert!(
+        default_version == "@CARGO_VERSION@" || default_version == version,
+        "snowflake_id.control default_version {default_version} is not Cargo's {version}"
+    );
+
+    let meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(project_root().join("META.json")).unwrap()).unwrap();
+    assert_eq!(meta["name"], "snowflake_id");
+    assert_eq!(meta["version"], version.as_str(), "META.json version");
+    assert_eq!(meta["provides"]["snowflake_id"]["version"], version.as_str(), "META.json provides.version");
+    assert_eq!(meta["meta-spec"]["version"], "1.0.0");
+    for key in ["abstract", "maintainer", "license"] {
+        assert!(!meta[key].is_null(), "META.json lacks {key}");
+    }
+    let docfile = meta["provides"]["snowflake_id"]["docfile"].as_str().unwrap();
+    assert!(project_root().join(docfile).is_file(), "META.json docfile {docfile} is missing");
+
+    // sql/: frozen install scripts of older releases only (the current one is generated), and a
+    // chain of upgrade scripts from each of them to the current version.
+    let (upgrades, installs) = sql_scripts();
+    assert!(installs.contains(&PREVIOUS.to_string()), "sql/snowflake_id--{PREVIOUS}.sql is missing");
+    for v in &installs {
+        assert!(semver(v) < semver(&version), "sql/snowflake_id--{v}.sql is not an older release than {version}");
+    }
+    for (a, b) in &upgrades {
+        assert!(semver(a) < semver(b) && semver(b) <= semver(&version), "sql/snowflake_id--{a}--{b}.sql");
+    }
+    for start in &installs {
+        let mut at = start.clone();
+        while at != version {
+            let next = upgrades.iter().find(|(a, _)| *a == at).map(|(_, b)| b.clone());
+            at = next.unwrap_or_else(|| panic!("no upgrade script from {at} (reached from {start}) towards {version}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The .deb
+
+#[test]
+fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
+    let version = cargo_version();
+    let root = project_root();
+    let out = Command::new("bash").arg(root.join("packaging/build-deb.sh")).output().unwrap();
+    assert!(out.status.success(), "build-deb.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let deb = PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim());
+    assert!(deb.is_file(), "{}", deb.display());
+    let size = fs::metadata(&deb).unwrap().len();
+    eprintln!("{}: {size} bytes", deb.display());
+
+    let info = Command::new("dpkg-deb").arg("-f").arg(&deb).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).to_string();
+    assert!(info.contains(&format!("Version: {version}-")), "{info}");
+    let depends = info.lines().find(|l| l.starts_with("Depends:")).unwrap_or_default();
+    assert!(depends.contains("postgresql-15"), "{info}");
+    assert!(!depends.contains("rust") && !depends.contains("cargo"), "{info}");
+
+    // dpkg -i for real, in a private mount namespace (see packaging/deb-smoke.sh).
+    let work = snowflake_it::clusters_root().join("pkg-deb");
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "bash"])
+        .arg(root.join("packaging/deb-smoke.sh"))
+        .arg(&deb)
+        .arg(&work)
+        .arg("25905")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "deb-smoke.sh failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        fs::read_to_string(work.join("server.log")).unwrap_or_default()
+    );
+    let kv: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
+    let get = |k: &str| *kv.get(k).unwrap_or_else(|| panic!("no {k} in\n{stdout}"));
+    assert_eq!(get("rustc_found"), "no");
+    assert_eq!(get("preinstalled_files"), "0");
+    assert_eq!(get("dpkg_status"), format!("install ok installed {version}-1"));
+    assert_eq!(get("owner_of_so"), "postgresql-15-snowflake-id");
+    for lib in get("so_needs").split_whitespace() {
+        assert!(
+            lib.starts_with("libc.so") || lib.starts_with("libgcc_s.so") || lib.starts_with("ld-linux")
+                || lib.starts_with("libm.so") || lib.starts_with("libpthread"),
+            "the library needs {lib}"
+        );
+    }
+    assert!(get("extension_files").contains(&format!("snowflake_id--{version}.sql")));
+    assert_eq!(get("extversion"), version);
+    assert_eq!(get("rows"), "1000");
+    assert_eq!(get("nodes"), "77");
+    assert_eq!(get("parse_node"), "77");
+    let age: i64 = get("age_ms").parse().unwrap();
+    assert!((-2_000..60_000).contains(&age), "IDs decode to {age} ms ago");
+    assert_eq!(get("stats_issued"), "1001");
+    assert!(get("stats_state_file").ends_with("/data/snowflake_id.state"));
+    assert_eq!(get("state_file_exists"), "yes");
+    assert_eq!(get("done"), "yes");
+    // Nothing leaked out of the namespace: the system's dpkg database does not know the package.
+    let q = Command::new("dpkg-query").args(["-W", "postgresql-15-snowflake-id"]).output().unwrap();
+    assert!(!q.status.success(), "the package is installed on the host");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrades
+
+fn pg_config(arg: &str) -> PathBuf {
+    let out = Command::new("/usr/bin/pg_config").arg(arg).output().unwrap();
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Puts the scripts of sql/ next to the generated install script, as the .deb and
+/// `cargo pgrx install` do for upgrade scripts; the frozen install scripts of older releases are
+/// only needed to create an old version, which is what this test does.
+fn install_sql_scripts() {
+    let extdir = pg_config("--sharedir").join("extension");
+    let version = cargo_version();
+    assert!(
+        extdir.join(format!("snowflake_id--{version}.sql")).is_file(),
+        "snowflake_id {version} is not installed: run cargo pgrx install --release --pg-config /usr/bin/pg_config"
+    );
+    for entry in fs::read_dir(project_root().join("sql")).unwrap() {
+        let src = entry.unwrap().path();
+        let dst = extdir.join(src.file_name().unwrap());
+        let text = fs::read(&src).unwrap();
+        if fs::read(&dst).ok().as_deref() != Some(&text[..]) {
+            let tmp = dst.with_extension(format!("tmp{}", std::process::id()));
+            fs::write(&tmp, &text).unwrap();
+            fs::rename(&tmp, &dst).unwrap();
+        }
+    }
+}
+
+/// Everything the extension owns, described from the catalogs, one line per object: functions
+/// with their full definition (arguments, result, volatility, strictness, parallel safety, cost,
+/// rows, C symbol), ACLs and comments; tables with columns, defaults, constraints, indexes,
+/// triggers; the extension's configuration tables and version.
+const FINGERPRINT: &str = r#"
+WITH m AS (
+  SELECT d.classid, d.objid
+  FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+  WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'snowflake_id' AND d.deptype = 'e')
+SELECT pg_describe_object(m.classid, m.objid, 0) || E'\n  ' || coalesce(CASE m.classid
+  WHEN 'pg_proc'::regclass THEN (
+    SELECT CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) ELSE 'kind ' || p.prokind::text END
+      || ' volatile=' || p.provolatile::text || ' strict=' || p.proisstrict || ' parallel=' || p.proparallel::text
+      || ' cost=' || p.procost || ' rows=' || p.prorows || ' secdef=' || p.prosecdef
+      || ' config=' || coalesce(p.proconfig::text, '') || ' acl=' || coalesce(p.proacl::text, '')
+    FROM pg_proc p WHERE p.oid = m.objid)
+  WHEN 'pg_class'::regclass THEN (
+    SELECT 'relkind=' || c.relkind::text || ' acl=' || coalesce(c.relacl::text, '')
+      || ' options=' || coalesce(c.reloptions::text, '') || ' persistence=' || c.relpersistence::text
+      || E'\n  columns: ' || coalesce((
+        SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                 || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+                 || coalesce(' DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+                 || CASE WHEN a.attidentity <> '' THEN ' IDENTITY ' || a.attidentity::text ELSE '' END
+                 || CASE WHEN a.attgenerated <> '' THEN ' GENERATED ' || a.attgenerated::text ELSE '' END
+                 || coalesce(' COLLATE ' || nullif(a.attcollation, 0)::regcollation::text, ''),
+               ', ' ORDER BY a.attnum)
+        FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+      || E'\n  constraints: ' || coalesce((
+        SELECT string_agg(co.conname || ' ' || pg_get_constraintdef(co.oid), '; ' ORDER BY co.conname)
+        FROM pg_constraint co WHERE co.conrelid = c.oid), '')
+      || E'\n  indexes: ' || coalesce((
+        SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY pg_get_indexdef(i.indexrelid))
+        FROM pg_index i WHERE i.indrelid = c.oid), '')
+      || E'\n  triggers: ' || coalesce((
+        SELECT string_agg(pg_get_triggerdef(t.oid), '; ' ORDER BY t.tgname)
+        FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '')
+      || E'\n  policies: ' || coalesce((
+        SELECT string_agg(pol.polname || ' ' || pol.polcmd::text || ' ' || coalesce(pg_get_expr(pol.polqual, pol.polrelid), ''), '; ' ORDER BY pol.polname)
+        FROM pg_policy pol WHERE pol.polrelid = c.oid), '')
+      || CASE WHEN c.relkind IN ('v', 'm') THEN E'\n  view: ' || pg_get_viewdef(c.oid) ELSE '' END
+    FROM pg_class c WHERE c.oid = m.objid)
+  WHEN 'pg_type'::regclass THEN (
+    SELECT 'type ' || t.typtype::text || ' ' || format_type(t.oid, NULL) FROM pg_type t WHERE t.oid = m.objid)
+  ELSE '' END, '')
+  || E'\n  comment: ' || coalesce(obj_description(m.objid, (SELECT relname FROM pg_class WHERE oid = m.classid)::name), '')
+FROM m
+UNION ALL
+SELECT 'extension ' || extname || ' ' || extversion || ' schema=' || extnamespace::regnamespace
+  || ' relocatable=' || extrelocatable || ' config: ' || coalesce((
+    SELECT string_agg(t::regclass::text || ' ' || coalesce(c, ''), ', ' ORDER BY t::regclass::text)
+    FROM unnest(extconfig, extcondition) AS u(t, c)), '')
+FROM pg_extension WHERE extname = 'snowflake_id'
+ORDER BY 1
+"#;
+
+fn fingerprint(c: &mut postgres::Client) -> Vec<String> {
+    c.query(FINGERPRINT, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+fn diff(a: &[String], b: &[String]) -> String {
+    let mut s = String::new();
+    for x in a.iter().filter(|x| !b.contains(x)) {
+        s.push_str(&format!("- {x}\n"));
+    }
+    for x in b.iter().filter(|x| !a.contains(x)) {
+        s.push_str(&format!("+ {x}\n"));
+    }
+    s
+}
+
+fn db(node: &Cluster, name: &str) -> postgres::Client {
+    postgres::Client::connect(&node.conninfo().replace("dbname=postgres", &format!("dbname={name}")), postgres::NoTls)
+        .unwrap()
+}
+
+fn stats(c: &mut postgres::Client) -> (i64, Option<i64>) {
+    let r = c.query_one("SELECT issued, last_id FROM snowflake_stats()", &[]).unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[test]
+fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
+    install_sql_scripts();
+    let version = cargo_version();
+    let node = Cluster::init("pkg-upgrade", 25901, &["snowflake_id.node_id = 11"]);
+    node.start();
+    node.psql("CREATE DATABASE upgraded");
+    node.psql("CREATE DATABASE fresh");
+    node.psql("CREATE DATABASE old");
+
+    // The previous release, with a table that uses it.
+    let mut c = db(&node, "upgraded");
+    c.batch_execute(&format!(
+        "CREATE EXTENSION snowflake_id VERSION '{PREVIOUS}';
+         CREATE TABLE audit_log (id bigint PRIMARY KEY DEFAULT snowflake_nextval(), note text);
+         CREATE INDEX audit_log_day ON audit_log ((snowflake_timestamp(id)));
+         INSERT INTO audit_log (note) SELECT 'before' FROM generate_series(1, 5000);"
+    ))
+    .unwrap();
+    let v: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'", &[]).unwrap().get(0);
+    assert_eq!(v, PREVIOUS);
+    let mut o = db(&node, "old");
+    o.batch_execute(&format!("CREATE EXTENSION snowflake_id VERSION '{PREVIOUS}'")).unwrap();
+    let old_objects = fingerprint(&mut o);
+    let max_before: i64 = c.query_one("SELECT max(id) FROM audit_log", &[]).unwrap().get(0);
+    let (issued_before, last_before) = stats(&mut c);
+    assert_eq!(issued_before, 5000);
+    assert_eq!(last_before, Some(max_before));
+
+    // The update, in the same session that has been using the functions.
+    c.batch_execute("ALTER EXTENSION snowflake_id UPDATE").unwrap();
+    let v: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'", &[]).unwrap().get(0);
+    assert_eq!(v, version);
+
+    // The generator in shared memory carried on: no reset, IDs above every earlier one.
+    c.batch_execute("INSERT INTO audit_log (note) SELECT 'after' FROM generate_series(1, 3000)").unwrap();
+    let mut c2 = db(&node, "upgraded");
+    c2.batch_execute("INSERT INTO audit_log (note) SELECT 'after, new session' FROM generate_series(1, 2000)").unwrap();
+    let (issued_after, _) = stats(&mut c2);
+    assert_eq!(issued_after, issued_before + 5000, "the generator's counters were reset by the update");
+    let min_after: i64 = c2.query_one("SELECT min(id) FROM audit_log WHERE note <> 'before'", &[]).unwrap().get(0);
+    assert!(min_after > max_before, "{min_after} after the update is not above {max_before}");
+    let default: String = c2
+        .query_one(
+            "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'audit_log'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(default, "snowflake_nextval()");
+    let (n, distinct, nodes): (i64, i64, i64) = {
+        let r = c2
+            .query_one("SELECT count(*), count(DISTINCT id), count(DISTINCT snowflake_node(id)) FROM audit_log", &[])
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((n, distinct, nodes), (10_000, 10_000, 1));
+    // The expression index over a decoder still answers.
+    let recent: i64 = c2
+        .query_one("SELECT count(*) FROM audit_log WHERE snowflake_timestamp(id) > now() - interval '1 hour'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recent, 10_000);
+    drop((c, c2, o));
+
+    // And across a restart: the persisted ceiling keeps IDs above everything issued before.
+    let max_all: i64 = db(&node, "upgraded").query_one("SELECT max(id) FROM audit_log", &[]).unwrap().get(0);
+    node.stop();
+    node.start();
+    let mut c = db(&node, "upgraded");
+    let id: i64 = c.query_one("INSERT INTO audit_log (note) VALUES ('restarted') RETURNING id", &[]).unwrap().get(0);
+    assert!(id > max_all, "{id} after the restart is not above {max_all}");
+    assert_eq!(layout::decode(id).unwrap().node, 11);
+
+    // The upgraded extension is the same, object for object, as a fresh install of this release.
+    let upgraded = fingerprint(&mut c);
+    let mut f = db(&node, "fresh");
+    f.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
+    let fresh = fingerprint(&mut f);
+    assert!(fresh.iter().any(|l| l.contains("snowflake_nextval()")), "{fresh:#?}");
+    assert_eq!(
+        upgraded,
+        fresh,
+        "ALTER EXTENSION UPDATE from {PREVIOUS} does not give what CREATE EXTENSION of {version} gives \
+         (- upgraded, + fresh):\n{}",
+        diff(&upgraded, &fresh)
+    );
+    // (and the comparison does see differences: the old release is not the new one)
+    assert_ne!(old_objects, fresh);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pg_dump / pg_restore
+
+#[test]
+fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
+    let src = Cluster::init("pkg-dump-src", 25903, &["snowflake_id.node_id = 21"]);
+    let dst = Cluster::init("pkg-dump-dst", 25904, &["snowflake_id.node_id = 22"]);
+    src.start();
+    dst.start();
+    let mut s = src.connect();
+    s.batch_execute(
+        "CREATE EXTENSION snowflake_id;
+         CREATE SCHEMA app;
+         CREATE TABLE app.audit_log (
+           id bigint PRIMARY KEY DEFAULT snowflake_nextval(),
+           note text NOT NULL,
+           CHECK (snowflake_node(id) BETWEEN 0 AND 1023));
+         CREATE INDEX audit_log_ts ON app.audit_log ((snowflake_timestamp(id)));
+         CREATE TABLE app.child (id bigint PRIMARY KEY DEFAULT snowflake_nextval(),
+                                 parent bigint NOT NULL REFERENCES app.audit_log);
+         CREATE VIEW app.audit_log_decoded AS
+           SELECT id, id::text AS id_text, (snowflake_parse(id)).* , note FROM app.audit_log;
+         INSERT INTO app.audit_log (note) SELECT 'row ' || g FROM generate_series(1, 3000) g;
+         INSERT INTO app.child (parent) SELECT id FROM app.audit_log WHERE note LIKE '%7';",
+    )
+    .unwrap();
+    let checksum = "SELECT md5(string_agg(id::text || ':' || note, ',' ORDER BY id)) FROM app.audit_log";
+    let src_sum: String = s.query_one(checksum, &[]).unwrap().get(0);
+    let src_max: i64 = s.query_one("SELECT max(id) FROM app.audit_log", &[]).unwrap().get(0);
+
+    let dump = dst.dir.join("src.dump");
+    let out = Command::new(format!("{PG_BIN}/pg_dump"))
+        .args(["-Fc", "-f"])
+        .arg(&dump)
+        .args(["-d", &src.conninfo()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    // The dump creates the extension; its functions are not dumped as loose objects.
+    let list = Command::new(format!("{PG_BIN}/pg_restore")).arg("-l").arg(&dump).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.contains("EXTENSION - snowflake_id"), "{list}");
+    assert!(!list.lines().any(|l| l.contains(" FUNCTION ") && l.contains("snowflake_")), "{list}");
+    drop(s);
+    src.stop();
+
+    let out = Command::new(format!("{PG_BIN}/pg_restore"))
+        .args(["--exit-on-error", "--single-transaction", "-d", &dst.conninfo()])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+
+    let mut d = dst.connect();
+    let dst_sum: String = d.query_one(checksum, &[]).unwrap().get(0);
+    assert_eq!(dst_sum, src_sum, "restored rows differ");
+    let default: String = d
+        .query_one(
+            "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'app.audit_log'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(default, "snowflake_nextval()");
+    let v: String = d.query_one("SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'", &[]).unwrap().get(0);
+    assert_eq!(v, cargo_version());
+
+    // The fresh server issues its own IDs into the restored tables: its node id, no clash.
+    d.batch_execute(
+        "INSERT INTO app.audit_log (note) SELECT 'new ' || g FROM generate_series(1, 2000) g;
+         INSERT INTO app.child (parent) SELECT id FROM app.audit_log WHERE note = 'new 1';",
+    )
+    .unwrap();
+    let r = d
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), min(id), count(*) FILTER (WHERE snowflake_node(id) = 22)
+             FROM app.audit_log WHERE note LIKE 'new %'",
+            &[],
+        )
+        .unwrap();
+    let (n, distinct, min_new, on_22): (i64, i64, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+    assert_eq!((n, distinct, on_22), (2000, 2000, 2000));
+    assert!(min_new > src_max, "new IDs {min_new} not after the restored ones {src_max}");
+    let restored_nodes: Vec<i32> = d
+        .query("SELECT DISTINCT node FROM app.audit_log_decoded WHERE note LIKE 'row %'", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(restored_nodes, vec![21]);
+    let total: i64 = d.query_one("SELECT count(*) FROM app.audit_log", &[]).unwrap().get(0);
+    assert_eq!(total, 5000);
+}
