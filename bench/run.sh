@@ -36,6 +36,16 @@ q() { "${PSQL[@]}" -c "$1"; }
 pgb() { "$BIN/pgbench" -h "$RUN" -p "$PORT" -U postgres -n "$@" postgres; }
 tps_of() { awk '/^tps = /{print $3; exit}'; }
 lat_of() { awk '/^latency average = /{print $4; exit}'; }
+# Server CPU: backends that exit are reaped by the postmaster, which adds their user + system
+# time to its own cutime + cstime. The delta over a pgbench run, per transaction, is the CPU the
+# server spent per call, which other jobs on a shared machine inflate much less than the tps.
+srv_ticks() { awk '{print $16 + $17}' "/proc/$(head -1 "$RUN/data/postmaster.pid")/stat"; }
+pgb_cpu() { # pgbench args -> "tps server_cpu_us_per_transaction"
+  local c0 c1 out n
+  c0=$(srv_ticks); out=$(pgb "$@"); sleep 0.3; c1=$(srv_ticks)
+  n=$(awk '/actually processed/ {split($NF, a, "/"); print a[1]}' <<< "$out")
+  echo "$(tps_of <<< "$out") $(calc %.2f "($c1 - $c0) * 1e6 / $(getconf CLK_TCK) / $n")"
+}
 rec() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$RAW"; }
 med() { awk -F'\t' -v s="$1" -v c="$2" '$1==s && $2==c {print $4}' "$RAW" | sort -g |
         awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
@@ -108,8 +118,9 @@ for g in "${GENS[@]}"; do echo "SELECT $(gexpr "$g");" > "$WORK/rt_$(gname "$g")
 for rep in $(seq "$REPS"); do
   for g in "${GENS[@]}"; do
     n=$(gname "$g")
-    tps=$(pgb -T "$T" -c "$CLIENTS" -j "$THREADS" -f "$WORK/rt_$n.sql" | tps_of)
-    rec rt "$n" "$rep" "$tps"; printf '   run %s  %-10s %12.0f tps\n' "$rep" "$n" "$tps"
+    read -r tps cpu < <(pgb_cpu -T "$T" -c "$CLIENTS" -j "$THREADS" -f "$WORK/rt_$n.sql")
+    rec rt "$n" "$rep" "$tps"; rec rtcpu "$n" "$rep" "$cpu"
+    printf '   run %s  %-10s %12.0f tps  server CPU %s us/call\n' "$rep" "$n" "$tps" "$cpu"
   done
 done
 
@@ -231,7 +242,8 @@ done
 for rep in $(seq "$REPS"); do
   for k in "${KEYS[@]}"; do
     q "TRUNCATE bench_audit_$k" >/dev/null; q "CHECKPOINT" >/dev/null
-    tps=$(pgb -T "$T" -c "$CLIENTS" -j "$THREADS" -f "$WORK/ins_$k.sql" | tps_of)
+    read -r tps cpu < <(pgb_cpu -T "$T" -c "$CLIENTS" -j "$THREADS" -f "$WORK/ins_$k.sql")
+    rec inscpu "$k" "$rep" "$cpu"
     rows=$(q "SELECT count(*) FROM bench_audit_$k")
     idx=$(q "SELECT pg_relation_size('bench_audit_${k}_pkey')")
     rec ins "$k" "$rep" "$tps"; rec insidx "$k" "$rep" "$(calc %.1f "$idx * 1e6 / $rows")"
@@ -279,6 +291,7 @@ SEQ1_NET=$(net_ns seq1)
 SF_NET=$(net_ns snowflake)
 SF_CPU=$(net_cpu snowflake); SEQ1_CPU=$(net_cpu seq1)
 SF_RT_RATIO=$(calc %.3f "$(med rt snowflake) / $REF_RT")
+SF_RT_CPU=$(calc %.3f "$(med rtcpu select1) / $(med rtcpu snowflake)")
 phase() { awk -F'\t' -v r="$1" -v p="$2" -v f="$3" 'BEGIN {v = (f == "n" || f == "ms") ? "-" : 0}
   $1==r && $2==p {v = (f=="n") ? $3 : (f=="ms") ? $4 : ($4 > 0 ? $3/$4 : 0)} END {print v}' "$WORK/long_phases.tsv"; }
 SUST=$(phase long1 sustained rate); SUST_PCT=$(calc %.1f "$SUST * 100 / 4096")
@@ -304,30 +317,37 @@ echo "  jobs (builds and tests) during the run, so absolute figures are noisy; c
 echo "  come from the same run on the same server, with the cases interleaved."
 echo "- **Server**: shared_buffers 256MB, synchronous_commit off, max_wal_size 4GB, jit off, no parallel"
 echo "  query, autovacuum off; library preloaded, node id 1, snowflake_id.max_drift_ms $MAX_DRIFT."
+echo "- **Server CPU** columns: the user + system time of the backends (the postmaster's cutime + cstime"
+echo "  over the run, or \`/proc/<pid>/stat\` of the one backend), per call or per value. Other jobs"
+echo "  on the machine slow the wall clock of a run much more than they change its CPU per call."
 echo "- Each case ran $REPS times; the figure is the median, all runs are listed. Command: \`bash bench/run.sh\`."
 echo
 echo "## Targets"
 echo
 echo "| target | measured | |"
 echo "|---|---|---|"
-echo "| round trip: snowflake_nextval() >= 0.97 of SELECT 1 | $SF_RT_RATIO | $(yes_no "$SF_RT_RATIO >= 0.97") |"
+echo "| round trip: snowflake_nextval() >= 0.97 of SELECT 1 | tps: $SF_RT_RATIO; server CPU: $SF_RT_CPU | tps: $(yes_no "$SF_RT_RATIO >= 0.97"); CPU: $(yes_no "$SF_RT_CPU >= 0.97") |"
 echo "| bulk: $BULK_N IDs within the drift bound | max lead $BULK_BORROWED ms of $MAX_DRIFT, $BULK_WAITS drift waits | $(yes_no "$BULK_WAITS == 0 && $BULK_BORROWED < $MAX_DRIFT") |"
 echo "| bulk: at CPU speed, a few tens of ns per ID (net of the baseline) | backend CPU: $SF_CPU ns/ID; wall clock: $SF_NET ns/ID | $(yes_no "$SF_CPU < 100") |"
 echo "| bulk: >= 2x faster than nextval() cache 1 | CPU: $(calc %.1f "$SEQ1_CPU / $SF_CPU")x; wall clock: $(calc %.1f "$SEQ1_NET / $SF_NET")x | $(yes_no "$SEQ1_CPU >= 2 * $SF_CPU && $SEQ1_NET >= 2 * $SF_NET") |"
 sust_cell() { [ "$(phase "$1" sustained n)" = - ] && echo "bound not reached (CPU-bound, $(calc %.0f "$(phase "$1" total rate)") IDs/ms over the run)" || echo "$(calc %.0f "$(phase "$1" sustained rate)") IDs/ms = $(calc %.1f "$(phase "$1" sustained rate) * 100 / 4096")%"; }
 echo "| $LONG_N IDs: sustained rate >= 99% of 4,096 IDs/ms once the drift allowance is used | 1 backend: $(sust_cell long1); 2 backends: $(sust_cell long2); 2 backends, max_drift_ms $SMALL_DRIFT: $(sust_cell long3) | $(yes_no "$SUST_PCT >= 99 || $SUST2_PCT >= 99 || $SUST3_PCT >= 99") |"
 echo "| contention: 0 duplicates with 2 and $CLIENTS backends | $(dups 2 snowflake) and $(dups "$CLIENTS" snowflake) | $(yes_no "$(dups 2 snowflake) == 0 && $(dups "$CLIENTS" snowflake) == 0") |"
-echo "| inserts: >= 0.98 of bigserial's rate ($CLIENTS clients) | $(ins_ratio sf) | $(yes_no "$(ins_ratio sf) >= 0.98") |"
+INS_CPU=$(calc %.3f "$(med inscpu serial) / $(med inscpu sf)")
+echo "| inserts: >= 0.98 of bigserial's rate ($CLIENTS clients) | tps: $(ins_ratio sf); server CPU: $INS_CPU | tps: $(yes_no "$(ins_ratio sf) >= 0.98"); CPU: $(yes_no "$INS_CPU >= 0.98") |"
 echo "| growth: primary-key index no bigger than bigserial's at $GROW_ROWS rows | $(mib "$(last_grow sf 4)") MiB vs $(mib "$(last_grow serial 4)") MiB | $(yes_no "$(last_grow sf 4) <= $(last_grow serial 4)") |"
 echo "| growth: UUIDv4 falls behind as the table grows | last/first batch rate: uuid $(calc %.2f "$(grow_rate uuid last) / $(grow_rate uuid first)"), bigserial $(calc %.2f "$(grow_rate serial last) / $(grow_rate serial first)"), snowflake $(calc %.2f "$(grow_rate sf last) / $(grow_rate sf first)") | see chart |"
 echo
 echo "## 1. Round trip: \`SELECT <generator>;\`, pgbench -T $T -c $CLIENTS -j $THREADS (Unix socket)"
 echo
-echo "| generator | median tps | runs | ratio to SELECT 1 |"
-echo "|---|---:|---|---:|"
+echo "tps: transactions per second (pgbench). Server CPU: user + system time of the backends per"
+echo "transaction (see the note at the top); its ratio is SELECT 1's CPU per call over the generator's."
+echo
+echo "| generator | median tps | runs | ratio to SELECT 1 (tps) | server CPU µs per call | ratio to SELECT 1 (CPU) |"
+echo "|---|---:|---|---:|---:|---:|"
 for g in "${GENS[@]}"; do
   n=$(gname "$g"); m=$(med rt "$n")
-  echo "| $(glabel "$g") | $(calc %.0f "$m") | $(runs rt "$n" | awk '{gsub(/\.[0-9]+/, ""); print}') | $(calc %.3f "$m / $REF_RT") |"
+  echo "| $(glabel "$g") | $(calc %.0f "$m") | $(runs rt "$n" | awk '{gsub(/\.[0-9]+/, ""); print}') | $(calc %.3f "$m / $REF_RT") | $(med rtcpu "$n") | $(calc %.3f "$(med rtcpu select1) / $(med rtcpu "$n")") |"
 done
 echo
 echo "## 2. Bulk: \`SELECT count(x) FROM (SELECT <generator> AS x FROM generate_series(1, $BULK_N)) s\`"
@@ -386,10 +406,10 @@ while IFS=$'\t' read -r c n rows d; do echo "| $(label_of "$n") | $c | $rows | $
 echo
 echo "## 4. Inserts into an audit table, one row per transaction, pgbench -T $T -c $CLIENTS -j $THREADS"
 echo
-echo "| primary key | median rows/s | runs | ratio to bigserial | pkey bytes per 1M rows |"
-echo "|---|---:|---|---:|---:|"
+echo "| primary key | median rows/s | runs | ratio to bigserial (tps) | server CPU µs per row | ratio to bigserial (CPU) | pkey bytes per 1M rows |"
+echo "|---|---:|---|---:|---:|---:|---:|"
 for k in "${KEYS[@]}"; do
-  echo "| $(klabel "$k") | $(calc %.0f "$(med ins "$k")") | $(runs ins "$k" | awk '{gsub(/\.[0-9]+/, ""); print}') | $(ins_ratio "$k") | $(calc %.0f "$(med insidx "$k")") |"
+  echo "| $(klabel "$k") | $(calc %.0f "$(med ins "$k")") | $(runs ins "$k" | awk '{gsub(/\.[0-9]+/, ""); print}') | $(ins_ratio "$k") | $(med inscpu "$k") | $(calc %.3f "$(med inscpu serial) / $(med inscpu "$k")") | $(calc %.0f "$(med insidx "$k")") |"
 done
 echo
 echo "### Growth to $GROW_ROWS rows (\`INSERT ... SELECT\` of $GROW_BATCH rows per batch, one backend, key types interleaved)"
@@ -416,7 +436,7 @@ echo "$(dups "$CLIENTS" insta) from $CLIENTS."
 
 # Charts ----------------------------------------------------------------------------------------
 for g in "${GENS[@]}"; do
-  n=$(gname "$g"); printf '"%s"\t%s\n' "$(glabel "$g" | sed 's/µ/u/')" "$(calc %.4f "$(med rt "$n") / $REF_RT")"
+  n=$(gname "$g"); printf '"%s"\t%s\t%s\n' "$(glabel "$g" | sed 's/µ/u/')" "$(calc %.4f "$(med rt "$n") / $REF_RT")" "$(calc %.4f "$(med rtcpu select1) / $(med rtcpu "$n")")"
 done > "$WORK/rt_ratio.dat"
 for k in "${KEYS[@]}"; do awk -F, -v k="$k" '$1==k {print $2/1e6, $3, $4/1048576}' "$OUT/growth.csv" > "$WORK/grow_$k.dat"; done
 gnuplot -e "out='$OUT/roundtrip.png'; dat='$WORK/rt_ratio.dat'; subtitle='$START_DATE, $(nproc) vCPU $CPU, PostgreSQL 15, pgbench -T $T -c $CLIENTS, median of $REPS'" "$ROOT/bench/roundtrip.gp"
