@@ -191,6 +191,19 @@ pub async fn draw_id(conninfo: &str, policy: &RetryPolicy) -> Result<(i64, u32),
     Ok((id, attempts.load(Ordering::SeqCst)))
 }
 
+/// Creates `audit_log` if missing (idempotent, so simply retried on transient failures).
+pub async fn create_table(conninfo: &str, policy: &RetryPolicy) -> Result<(), Error> {
+    (move || async move {
+        let client = connect(conninfo).await?;
+        client.batch_execute(CREATE_TABLE).await?;
+        Ok::<(), Error>(())
+    })
+    .retry(policy.backoff())
+    .when(Error::is_transient)
+    .notify(log_retry("creating audit_log"))
+    .await
+}
+
 /// One attempt: a fresh connection, BEGIN, INSERT with the pre-drawn ID, COMMIT.
 async fn insert_once(conninfo: &str, id: i64, event: &AuditEvent, retry: bool) -> Result<Outcome, Error> {
     let mut client = connect(conninfo).await?;

@@ -5,7 +5,7 @@
 //! Creates `audit_log` if missing, writes the given number of rows (default 1), and prints one
 //! JSON line per row, the ID as a string (JavaScript numbers lose precision above 2^53).
 
-use retry_client::{connect, write_audit_row, AuditEvent, Outcome, RetryPolicy, CREATE_TABLE};
+use retry_client::{create_table, write_audit_row, AuditEvent, Outcome, RetryPolicy};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -23,19 +23,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match connect(&conninfo).await {
-        Ok(c) => {
-            if let Err(e) = c.batch_execute(CREATE_TABLE).await {
-                eprintln!("retry-client: cannot create audit_log: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-        Err(e) => {
-            eprintln!("retry-client: cannot connect: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
     let policy = RetryPolicy::default();
+    if let Err(e) = create_table(&conninfo, &policy).await {
+        eprintln!("retry-client: cannot create audit_log: {e}");
+        return ExitCode::FAILURE;
+    }
     for i in 1..=rows {
         let event = AuditEvent {
             actor: "retry-client".into(),
