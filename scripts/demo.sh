@@ -176,7 +176,7 @@ for n in "${NODES[@]}"; do
 done
 printf '%s' "$scenario_report"
 
-run_load() {  # phase script -> prints total transactions
+run_load() {  # phase script -> LOAD_TX: total transactions (runs in this shell: Ctrl-C kills pgbench)
   local phase=$1 script=$2
   for n in "${NODES[@]}"; do
     "$BIN/pgbench" -n -h 127.0.0.1 -p "$(port "$n")" -U postgres -c "$CLIENTS" -j 2 -T "$DURATION" \
@@ -187,22 +187,23 @@ run_load() {  # phase script -> prints total transactions
   for p in "${PIDS[@]}"; do wait "$p" || ok=1; done
   PIDS=()
   if [ $ok != 0 ]; then cat "$(dir 1)/pgbench-$phase.out" >&2; echo "pgbench failed" >&2; return 1; fi
-  local tx=0
+  LOAD_TX=0
   for n in "${NODES[@]}"; do
     t=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$(dir "$n")/pgbench-$phase.out")
-    tx=$((tx + t))
+    LOAD_TX=$((LOAD_TX + t))
   done
-  echo "$tx"
 }
 
 say "load 1: $CLIENTS pgbench clients per node, ${DURATION}s, INSERTs of $ROWS rows, IDs from snowflake_nextval()"
-sf_tx=$(run_load snowflake scripts/cluster/insert_snowflake.pgbench)
+run_load snowflake scripts/cluster/insert_snowflake.pgbench
+sf_tx=$LOAD_TX
 sf_rows_written=$((sf_tx * ROWS))
 say "waiting for replication to catch up"
 sf_catchup=$(mark_and_wait load_snowflake)
 
 say "load 2: the same load with yyyyMMddHHmmssSSS IDs (ON CONFLICT DO NOTHING keeps it running)"
-ts_tx=$(run_load timestamp scripts/cluster/insert_timestamp.pgbench)
+run_load timestamp scripts/cluster/insert_timestamp.pgbench
+ts_tx=$LOAD_TX
 ts_rows_attempted=$((ts_tx * ROWS))
 say "waiting for replication to catch up"
 ts_catchup=$(mark_and_wait load_timestamp)
