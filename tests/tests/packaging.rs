@@ -9,8 +9,11 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The previous release, whose install script is frozen in sql/.
-const PREVIOUS: &str = "0.1.0";
+/// The previous release: the newest install script frozen in sql/.
+fn previous_release() -> String {
+    let (_, installs) = sql_scripts();
+    installs.into_iter().max_by_key(|v| semver(v)).expect("no frozen install script in sql/")
+}
 
 /// The one version source: `[package] version` of the root Cargo.toml.
 fn cargo_version() -> String {
@@ -78,7 +81,7 @@ fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
     // sql/: frozen install scripts of older releases only (the current one is generated), and a
     // chain of upgrade scripts from each of them to the current version.
     let (upgrades, installs) = sql_scripts();
-    assert!(installs.contains(&PREVIOUS.to_string()), "sql/snowflake_id--{PREVIOUS}.sql is missing");
+    assert!(!installs.is_empty(), "sql/ has no install script of an earlier release to upgrade from");
     for v in &installs {
         assert!(semver(v) < semver(&version), "sql/snowflake_id--{v}.sql is not an older release than {version}");
     }
@@ -275,6 +278,7 @@ fn stats(c: &mut postgres::Client) -> (i64, Option<i64>) {
 
 #[test]
 fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
+    let previous = previous_release();
     install_sql_scripts();
     let version = cargo_version();
     let node = Cluster::init("pkg-upgrade", 25901, &["snowflake_id.node_id = 11"]);
@@ -286,16 +290,16 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     // The previous release, with a table that uses it.
     let mut c = db(&node, "upgraded");
     c.batch_execute(&format!(
-        "CREATE EXTENSION snowflake_id VERSION '{PREVIOUS}';
+        "CREATE EXTENSION snowflake_id VERSION '{previous}';
          CREATE TABLE audit_log (id bigint PRIMARY KEY DEFAULT snowflake_nextval(), note text);
          CREATE INDEX audit_log_day ON audit_log ((snowflake_timestamp(id)));
          INSERT INTO audit_log (note) SELECT 'before' FROM generate_series(1, 5000);"
     ))
     .unwrap();
     let v: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'", &[]).unwrap().get(0);
-    assert_eq!(v, PREVIOUS);
+    assert_eq!(v, previous);
     let mut o = db(&node, "old");
-    o.batch_execute(&format!("CREATE EXTENSION snowflake_id VERSION '{PREVIOUS}'")).unwrap();
+    o.batch_execute(&format!("CREATE EXTENSION snowflake_id VERSION '{previous}'")).unwrap();
     let old_objects = fingerprint(&mut o);
     let max_before: i64 = c.query_one("SELECT max(id) FROM audit_log", &[]).unwrap().get(0);
     let (issued_before, last_before) = stats(&mut c);
@@ -356,7 +360,7 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     assert_eq!(
         upgraded,
         fresh,
-        "ALTER EXTENSION UPDATE from {PREVIOUS} does not give what CREATE EXTENSION of {version} gives \
+        "ALTER EXTENSION UPDATE from {previous} does not give what CREATE EXTENSION of {version} gives \
          (- upgraded, + fresh):\n{}",
         diff(&upgraded, &fresh)
     );
