@@ -361,6 +361,14 @@ fn three_node_audit_log_job_passes_its_checks() {
     let ts = counts(&stdout, "replication conflicts (pglogical CONFLICT lines");
     assert_eq!(ts.len(), 3);
     assert!(ts.iter().sum::<u64>() > 0, "the broken approach produced no conflict: {ts:?}");
+    remove_demo_dirs("cluster-demo");
+}
+
+/// Data of a passed run is of no further use (a failed run keeps it for its logs).
+fn remove_demo_dirs(name: &str) {
+    for n in 1..=3 {
+        let _ = std::fs::remove_dir_all(project_root().join(format!(".run/{name}-node{n}")));
+    }
 }
 
 #[test]
@@ -372,4 +380,5 @@ fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
         assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
     }
     assert!(counts(&stdout, "pglogical CONFLICT lines for audit_log").iter().sum::<u64>() > 0);
+    remove_demo_dirs("cluster-demo-clash");
 }
