@@ -31,11 +31,18 @@ overlay() { # overlay <dir>: make <dir> writable here only
 }
 for d in "$LIBDIR" "$EXTDIR" /usr/share/doc /var/lib/dpkg; do overlay "$d"; done
 # No Rust on this "machine".
-for d in "$HOME/.cargo" "$HOME/.rustup" /usr/local/cargo /usr/local/rustup; do
+for d in "${HOME:-/root}/.cargo" "${HOME:-/root}/.rustup" "${CARGO_HOME:-/nonexistent}" "${RUSTUP_HOME:-/nonexistent}" /usr/local/cargo /usr/local/rustup; do
   [ -d "$d" ] && mount -t tmpfs -o size=1m none "$d"
 done
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-echo "rustc_found=$(command -v rustc cargo >/dev/null && echo yes || echo no)"
+# A system-wide toolchain too (e.g. Debian's rustc): /dev/null over each binary in PATH.
+for p in $(which -a rustc cargo rustup 2>/dev/null || true); do
+  mount --bind /dev/null "$(realpath "$p")"
+done
+hash -r
+works() { "$@" >/dev/null 2>&1 && echo yes || echo no; }
+echo "rustc_works=$(works rustc --version)"
+echo "cargo_works=$(works cargo --version)"
 
 # Start from a machine where snowflake_id is not installed.
 rm -f "$LIBDIR"/snowflake_id*.so "$EXTDIR"/snowflake_id*

@@ -137,7 +137,7 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
     );
     let kv: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
     let get = |k: &str| *kv.get(k).unwrap_or_else(|| panic!("no {k} in\n{stdout}"));
-    assert_eq!(get("rustc_found"), "no");
+    assert_eq!((get("rustc_works"), get("cargo_works")), ("no", "no"), "Rust is not hidden");
     assert_eq!(get("preinstalled_files"), "0");
     assert_eq!(get("dpkg_status"), format!("install ok installed {version}-1"));
     assert_eq!(get("owner_of_so"), "postgresql-15-snowflake-id");
