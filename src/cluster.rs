@@ -18,7 +18,7 @@
 use crate::guc;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, SpiClient};
+use pgrx::spi::{quote_identifier, quote_literal, SpiClient};
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 extension_sql!(
@@ -104,7 +104,8 @@ fn writable() -> bool {
 }
 
 /// Node ids claimed by more than one server in `snowflake_nodes`, one row per claiming server.
-/// Registers this server first (when its node id is set and the transaction may write). Raises a
+/// Registers this server first (when its node id is set, the transaction may write and the role
+/// may write the registry). Raises a
 /// WARNING naming every clash; returns no rows when there is none.
 #[pg_extern(volatile)]
 #[allow(clippy::type_complexity)]
@@ -120,10 +121,26 @@ fn snowflake_check_nodes() -> TableIterator<
     ),
 > {
     let rows = Spi::connect_mut(|client| {
-        if let (Some(node_id), true) = (configured_node_id(), writable()) {
-            register(client, node_id);
-        }
         let registry = format!("{}.snowflake_nodes", ext_schema(client));
+        if let (Some(node_id), true) = (configured_node_id(), writable()) {
+            // A role that may only read the registry checks it without registering.
+            let may_write: bool = client
+                .select(
+                    &format!(
+                        "SELECT has_table_privilege({}, 'INSERT, UPDATE, DELETE')",
+                        quote_literal(&registry)
+                    ),
+                    None,
+                    &[],
+                )
+                .and_then(|t| t.first().get_one())
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+            if may_write {
+                register(client, node_id);
+            }
+        }
         let table = client
             .select(
                 &format!(

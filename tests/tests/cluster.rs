@@ -134,6 +134,12 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
         assert!(warn.contains("HINT"), "{warn}");
     }
 
+    // A role that may only read the registry sees the clash too (and registers nothing).
+    a.psql("CREATE ROLE auditor LOGIN; GRANT SELECT ON snowflake_nodes TO auditor");
+    let (rows, warn) = psql_both(&a, "SET ROLE auditor; SELECT count(*) FROM snowflake_check_nodes()");
+    assert_eq!(rows, "2");
+    assert!(warn.contains("node id 5"), "{warn}");
+
     // The administrator gives b its own id; b registers again, the registry follows.
     b.psql("ALTER SYSTEM SET snowflake_id.node_id = 6");
     b.psql("SELECT pg_reload_conf()");
