@@ -271,9 +271,15 @@ fn db(node: &Cluster, name: &str) -> postgres::Client {
         .unwrap()
 }
 
-fn stats(c: &mut postgres::Client) -> (i64, Option<i64>) {
-    let r = c.query_one("SELECT issued, last_id FROM snowflake_stats()", &[]).unwrap();
-    (r.get(0), r.get(1))
+/// `(issued, last_id, ceiling as Unix ms)` from snowflake_stats().
+fn stats(c: &mut postgres::Client) -> (i64, Option<i64>, i64) {
+    let r = c
+        .query_one(
+            "SELECT issued, last_id, (extract(epoch FROM ceiling) * 1000)::bigint FROM snowflake_stats()",
+            &[],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
 }
 
 #[test]
@@ -302,7 +308,7 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     o.batch_execute(&format!("CREATE EXTENSION snowflake_id VERSION '{previous}'")).unwrap();
     let old_objects = fingerprint(&mut o);
     let max_before: i64 = c.query_one("SELECT max(id) FROM audit_log", &[]).unwrap().get(0);
-    let (issued_before, last_before) = stats(&mut c);
+    let (issued_before, last_before, ceiling_before) = stats(&mut c);
     assert_eq!(issued_before, 5000);
     assert_eq!(last_before, Some(max_before));
 
@@ -315,8 +321,11 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     c.batch_execute("INSERT INTO audit_log (note) SELECT 'after' FROM generate_series(1, 3000)").unwrap();
     let mut c2 = db(&node, "upgraded");
     c2.batch_execute("INSERT INTO audit_log (note) SELECT 'after, new session' FROM generate_series(1, 2000)").unwrap();
-    let (issued_after, _) = stats(&mut c2);
+    let (issued_after, _, ceiling_after) = stats(&mut c2);
     assert_eq!(issued_after, issued_before + 5000, "the generator's counters were reset by the update");
+    assert!(ceiling_after >= ceiling_before, "the ceiling went back: {ceiling_after} < {ceiling_before}");
+    let ceiling_ms = layout::decode(max_before).unwrap().ms as i64 + layout::EPOCH_UNIX_MS;
+    assert!(ceiling_before > ceiling_ms, "the ceiling {ceiling_before} is not above the last ID ({ceiling_ms})");
     let min_after: i64 = c2.query_one("SELECT min(id) FROM audit_log WHERE note <> 'before'", &[]).unwrap().get(0);
     assert!(min_after > max_before, "{min_after} after the update is not above {max_before}");
     let default: String = c2
