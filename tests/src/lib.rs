@@ -170,6 +170,8 @@ impl Cluster {
                 c.env(k, v);
             }
         }
+        // A Rust backtrace setting inherited by the server would turn up in error DETAILs.
+        c.env_remove("RUST_BACKTRACE");
         c.arg("-D").arg(self.data());
         c
     }
