@@ -148,7 +148,12 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
             "the library needs {lib}"
         );
     }
-    assert!(get("extension_files").contains(&format!("snowflake_id--{version}.sql")));
+    let files: Vec<&str> = get("extension_files").split_whitespace().collect();
+    assert!(files.contains(&format!("snowflake_id--{version}.sql").as_str()), "{files:?}");
+    for (a, b) in sql_scripts().0 {
+        let upgrade = format!("snowflake_id--{a}--{b}.sql");
+        assert!(files.contains(&upgrade.as_str()), "the package lacks {upgrade}: {files:?}");
+    }
     assert_eq!(get("extversion"), version);
     assert_eq!(get("rows"), "1000");
     assert_eq!(get("nodes"), "77");
