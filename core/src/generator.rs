@@ -219,6 +219,9 @@ impl Generator {
         loop {
             // The ceiling first: a non-zero ceiling publishes the `last` set at start.
             let ceiling = self.ceiling.load(Acquire);
+            // Before the clock read: a step recorded after this makes the reading possibly older
+            // than the step, and such a reading must not clear it (see `trust_wall_at`).
+            let lag_seen = self.step_lag.load(Relaxed);
             let now_us = clock.wall_us();
             let now = rel_ms(now_us);
             let last = self.last.load(Relaxed);
@@ -229,15 +232,17 @@ impl Generator {
                     self.issued.fetch_add(1, Relaxed);
                     if cms > now {
                         self.note_borrowed(cms - now);
-                    } else if self.step_lag.load(Relaxed) != 0 {
+                    } else if lag_seen != 0 {
                         // The wall clock has caught up with the IDs after a step: trust it again.
-                        self.trust_wall(clock, now_us);
+                        self.trust_wall(clock, now_us, lag_seen);
                     }
                     return Ok(Issued { tick: cand, event });
                 }
                 continue;
             }
-            if let Some(tick) = self.slow(clock, store, cfg, ceiling, now_us, last, &mut event)? {
+            if let Some(tick) =
+                self.slow(clock, store, cfg, ceiling, now_us, lag_seen, last, &mut event)?
+            {
                 return Ok(Issued { tick, event });
             }
         }
@@ -253,6 +258,7 @@ impl Generator {
         cfg: &Config,
         ceiling: u64,
         now_us: i64,
+        lag_seen: u64,
         last: u64,
         event: &mut Option<Event>,
     ) -> Result<Option<u64>, GenError> {
@@ -263,7 +269,7 @@ impl Generator {
         let now = rel_ms(now_us);
         let cand = (now << SEQUENCE_BITS).max(last + 1);
         let cms = cand >> SEQUENCE_BITS;
-        let reference_us = self.real_time_us(clock, now_us, event);
+        let reference_us = self.real_time_us(clock, now_us, lag_seen, event);
 
         // Borrowed more than the drift bound ahead of real time: wait for time to catch up.
         if cms > rel_ms(reference_us) + cfg.max_drift_ms {
@@ -294,7 +300,14 @@ impl Generator {
 
     /// The best estimate of real time (Unix µs): the wall clock, unless it is behind the
     /// monotonic estimate by more than a slew would explain, which is a backward step.
-    fn real_time_us(&self, clock: &impl Clock, now_us: i64, event: &mut Option<Event>) -> i64 {
+    /// `lag_seen` is `step_lag` as loaded before `now_us` was read.
+    fn real_time_us(
+        &self,
+        clock: &impl Clock,
+        now_us: i64,
+        lag_seen: u64,
+        event: &mut Option<Event>,
+    ) -> i64 {
         let mono = clock.mono_us();
         let estimate_us = mono as i64 + self.offset_us.load(Relaxed);
         let age_ms = mono.saturating_sub(self.offset_at_us.load(Relaxed)) / 1000;
@@ -310,7 +323,7 @@ impl Generator {
             }
             estimate_us
         } else {
-            self.trust_wall_at(mono, now_us);
+            self.trust_wall_at(mono, now_us, lag_seen);
             now_us
         }
     }
@@ -322,11 +335,22 @@ impl Generator {
         }
     }
 
-    fn trust_wall(&self, clock: &impl Clock, now_us: i64) {
-        self.trust_wall_at(clock.mono_us(), now_us);
+    fn trust_wall(&self, clock: &impl Clock, now_us: i64, lag_seen: u64) {
+        self.trust_wall_at(clock.mono_us(), now_us, lag_seen);
     }
 
-    fn trust_wall_at(&self, mono: u64, now_us: i64) {
+    /// Takes the wall reading `now_us` as real time again. Not if a step was recorded since
+    /// `lag_seen` was loaded (before the reading): the reading may predate that step (a process
+    /// preempted between its clock read and here), and clearing the step would make the next
+    /// caller count and log it a second time.
+    fn trust_wall_at(&self, mono: u64, now_us: i64, lag_seen: u64) {
+        if lag_seen == 0 {
+            if self.step_lag.load(Relaxed) != 0 {
+                return;
+            }
+        } else if self.step_lag.compare_exchange(lag_seen, 0, Relaxed, Relaxed).is_err() {
+            return;
+        }
         // Writes only when the estimate moved or aged: in a long burst every call comes here,
         // and stores to this cache line would slow the compare-and-swap of the others.
         let offset = now_us - mono as i64;
@@ -335,9 +359,6 @@ impl Generator {
         {
             self.offset_us.store(offset, Relaxed);
             self.offset_at_us.store(mono, Relaxed);
-        }
-        if self.step_lag.load(Relaxed) != 0 {
-            self.step_lag.store(0, Relaxed);
         }
     }
 

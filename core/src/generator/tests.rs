@@ -160,6 +160,71 @@ fn backward_steps_keep_order_count_once_and_do_not_stall() {
     }
 }
 
+/// The clock of a process that read the wall clock, was preempted, and only then went on: its
+/// first reading is `stale_wall_us`, and `meanwhile` runs (other processes) at its next clock read.
+struct Preempted<'a> {
+    clock: &'a FakeClock,
+    stale_wall_us: Cell<Option<i64>>,
+    meanwhile: std::cell::RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl Clock for Preempted<'_> {
+    fn wall_us(&self) -> i64 {
+        self.stale_wall_us.take().unwrap_or_else(|| self.clock.wall_us())
+    }
+    fn mono_us(&self) -> u64 {
+        let meanwhile = self.meanwhile.borrow_mut().take();
+        if let Some(f) = meanwhile {
+            f();
+        }
+        self.clock.mono_us()
+    }
+    fn pause(&self, d: Duration) {
+        self.clock.pause(d)
+    }
+}
+
+/// Found on a real server under load (tests/tests/faults.rs, libfaketime): a backend that read
+/// the wall clock just before a step and resumed after another backend had recorded the step
+/// took its old reading for "the clock caught up", cleared the step, and the step was then
+/// counted and logged a second time.
+#[test]
+fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
+    let cfg = Config { max_drift_ms: 0, ..Config::default() };
+    let (g, c, s) = (Generator::new(), FakeClock::new(), MemStore::default());
+    let mut prev = 0;
+    for _ in 0..10 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        c.advance_us(1000);
+    }
+    // Process P reads the clock (5 ms ago), is preempted; the clock steps back 60 s; process A
+    // draws an ID and records the step; then P goes on with its old reading.
+    let stale = c.wall_us() - 5_000;
+    c.step_wall_ms(-60_000);
+    let events = std::cell::RefCell::new(Vec::new());
+    let p = Preempted {
+        clock: &c,
+        stale_wall_us: Cell::new(Some(stale)),
+        meanwhile: std::cell::RefCell::new(Some(Box::new(|| {
+            events.borrow_mut().push(g.next(&c, &s, &cfg).unwrap().event);
+        }))),
+    };
+    let from_p = g.next(&p, &s, &cfg).unwrap();
+    assert!(p.meanwhile.borrow().is_none(), "the interleaving did not happen");
+    events.borrow_mut().push(from_p.event);
+    assert!(from_p.tick > prev);
+    prev = from_p.tick;
+    for _ in 0..1000 {
+        let out = issue(&g, &c, &s, &cfg, &mut prev);
+        events.borrow_mut().push(out.event);
+        c.advance_us(100);
+    }
+    drop(p);
+    let steps: Vec<Event> = events.into_inner().into_iter().flatten().collect();
+    assert_eq!(steps.len(), 1, "one step, reported {steps:?}");
+    assert_eq!(g.stats().clock_steps, 1);
+}
+
 #[test]
 fn full_rate_after_a_step_back_is_paced_by_real_time() {
     let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
