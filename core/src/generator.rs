@@ -31,6 +31,10 @@ pub const DEFAULT_CEILING_LEAD_MS: u64 = 1_000;
 /// A wall clock this far behind the real-time estimate is a backward step (smaller steps are
 /// absorbed like a burst). NTP slewing, at most 0.5 ms per second, is allowed on top.
 pub const STEP_THRESHOLD_MS: u64 = 100;
+/// A step is recorded only when a fresh wall-clock reading, bracketed by two monotonic readings
+/// at most this far apart, confirms it: a process paused between its wall and monotonic reads
+/// (preempted, or a stopped VM) would otherwise report the pause as a step back.
+const CONFIRM_WINDOW_US: u64 = 1_000;
 /// Longest single sleep; the caller re-reads the clock after each.
 const MAX_PAUSE_US: i64 = 10_000;
 /// Sleep while another process holds the ceiling lock and no ID can be issued.
@@ -309,17 +313,26 @@ impl Generator {
         event: &mut Option<Event>,
     ) -> i64 {
         let mono = clock.mono_us();
-        let estimate_us = mono as i64 + self.offset_us.load(Relaxed);
+        let offset_us = self.offset_us.load(Relaxed);
+        let estimate_us = mono as i64 + offset_us;
         let age_ms = mono.saturating_sub(self.offset_at_us.load(Relaxed)) / 1000;
         let tolerance_ms = STEP_THRESHOLD_MS + age_ms / 2000;
         let behind_ms = rel_ms(estimate_us).saturating_sub(rel_ms(now_us));
         if behind_ms > tolerance_ms {
             let prev = self.step_lag.load(Relaxed);
-            if behind_ms > prev + tolerance_ms
-                && self.step_lag.compare_exchange(prev, behind_ms, Relaxed, Relaxed).is_ok()
-            {
-                self.clock_steps.fetch_add(1, Relaxed);
-                *event = Some(Event::ClockStepBack { ms: behind_ms - prev });
+            if behind_ms > prev + tolerance_ms {
+                // Confirm with a fresh, tight measurement before counting and logging a step.
+                let m1 = clock.mono_us();
+                let wall = clock.wall_us();
+                let m2 = clock.mono_us();
+                let behind_ms = rel_ms(m1 as i64 + offset_us).saturating_sub(rel_ms(wall));
+                if m2.saturating_sub(m1) <= CONFIRM_WINDOW_US
+                    && behind_ms > prev + tolerance_ms
+                    && self.step_lag.compare_exchange(prev, behind_ms, Relaxed, Relaxed).is_ok()
+                {
+                    self.clock_steps.fetch_add(1, Relaxed);
+                    *event = Some(Event::ClockStepBack { ms: behind_ms - prev });
+                }
             }
             estimate_us
         } else {

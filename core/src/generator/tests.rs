@@ -225,6 +225,30 @@ fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
     assert_eq!(g.stats().clock_steps, 1);
 }
 
+/// Also found under load on a real server: a backend paused for more than the step threshold
+/// between its wall-clock and its monotonic reads (while the clock was behind after a step)
+/// reported the pause as another step back.
+#[test]
+fn a_pause_between_two_clock_reads_is_not_a_step() {
+    let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    for _ in 0..10 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        c.advance_us(1000);
+    }
+    c.step_wall_ms(-60_000);
+    assert!(issue(&g, &c, &s, &cfg, &mut prev).event.is_some());
+    // P reads the wall clock, then is paused for 300 ms (real time passes, no step).
+    let read = c.wall_us();
+    c.advance_us(300_000);
+    let p = Preempted { clock: &c, stale_wall_us: Cell::new(Some(read)), meanwhile: Default::default() };
+    let out = g.next(&p, &s, &cfg).unwrap();
+    assert!(out.tick > prev);
+    assert_eq!(out.event, None, "the pause was reported as a step");
+    assert_eq!(g.stats().clock_steps, 1);
+    assert_eq!(g.stats().clock_behind_ms, 60_000);
+}
+
 #[test]
 fn full_rate_after_a_step_back_is_paced_by_real_time() {
     let (g, c, s, cfg) = (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
