@@ -142,7 +142,7 @@ fn clock_steps_back_under_load(clock: &dyn ServerClock, name: &str, port: u16) {
         clock::wait_until_server_offset(&mut ctl, offset);
         // ...and the generator saw the step while the load went on.
         wait_for(&format!("step {} counted", k + 1), Duration::from_secs(60), || {
-            (stat_i64(&mut ctl, "clock_steps") == k as i64 + 1).then_some(())
+            (stat_i64(&mut ctl, "clock_steps") > k as i64).then_some(())
         });
         let after = nextval(&mut ctl);
         assert!(after > before, "after a {step} ms step back: {after} is not above {before}");
@@ -171,7 +171,9 @@ fn clock_steps_back_under_load(clock: &dyn ServerClock, name: &str, port: u16) {
     assert!(longest_pause < Duration::from_secs(5), "a connection stalled for {longest_pause:?}");
 
     let steps = stat_i64(&mut ctl, "clock_steps");
-    assert_eq!(steps, 3, "steps counted");
+    let log = node.log();
+    let warning_lines: Vec<&str> = log.lines().filter(|l| l.contains("WARNING:  snowflake_id")).collect();
+    assert_eq!(steps, 3, "steps counted; server log: {warning_lines:#?}");
     // Behind by the last two steps (the first one was caught up).
     let behind = stat_i64(&mut ctl, "clock_behind_ms");
     assert!((behind - 3_660_000).abs() <= 250, "clock_behind_ms = {behind}");
