@@ -222,7 +222,7 @@ impl Cluster {
     }
 
     /// `kill -9` of the postmaster, then waits until it and all its children are gone (orphaned
-    /// backends would keep the old shared memory attached and block a restart).
+    /// backends would keep the old shared memory attached and block a restart) and it is reaped.
     pub fn kill9_postmaster(&self) {
         let pid = self.postmaster_pid().expect("no postmaster.pid");
         let mut pids = children(pid);
@@ -231,6 +231,12 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         while pids.iter().any(|p| alive(*p)) {
             assert!(Instant::now() < deadline, "processes of {} did not exit: {pids:?}", self.name);
+            thread::sleep(Duration::from_millis(20));
+        }
+        // A dead postmaster stays a zombie until init reaps it, and PostgreSQL's lock-file check
+        // takes a zombie for a running postmaster: wait until the process is gone entirely.
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < deadline, "postmaster {pid} of {} was not reaped", self.name);
             thread::sleep(Duration::from_millis(20));
         }
     }

@@ -229,17 +229,6 @@ fn draw_increasing(c: &mut Client, n: i64) -> (i64, i64) {
     (ids[0], *ids.last().unwrap())
 }
 
-/// `kill -9` of the postmaster, then waits until its process is gone entirely. The harness waits
-/// until it is dead; a dead postmaster stays a zombie until init reaps it (about 2 s on the
-/// test VMs), and PostgreSQL's lock-file check takes a zombie for a running postmaster.
-fn kill9_postmaster_and_reap(node: &Cluster) {
-    let pid = node.postmaster_pid().expect("no postmaster.pid");
-    node.kill9_postmaster();
-    wait_for("the killed postmaster to be reaped", Duration::from_secs(60), || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
-}
-
 fn reinitializations(node: &Cluster) -> usize {
     node.log().matches("all server processes terminated; reinitializing").count()
 }
@@ -292,7 +281,7 @@ fn restart_and_crash_restart_with_the_clock_an_hour_behind() {
         if round < 2 {
             crash_restart(&node);
         } else {
-            kill9_postmaster_and_reap(&node);
+            node.kill9_postmaster();
             node.start();
         }
         let mut c = node.connect();
@@ -387,7 +376,7 @@ fn kill9_backends_and_postmaster_under_an_insert_load() {
         // Postmaster kills interleaved with the backend kills: rounds 2, 5, 8, 11, 14.
         if round % 3 == 2 && kills.iter().filter(|k| **k == "postmaster").count() < POSTMASTER_KILLS {
             drop(mon);
-            kill9_postmaster_and_reap(&node);
+            node.kill9_postmaster();
             node.start();
             kills.push("postmaster");
         } else {
