@@ -12,20 +12,11 @@
 //! Runs as one transaction step under an ACCESS EXCLUSIVE lock, so no row can slip in between
 //! the check and the change.
 
-use pgrx::pg_sys::panic::ErrorReport;
+use crate::errors::raise;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 use snowflake_core::layout;
-
-fn refuse(code: PgSqlErrorCode, message: String, detail: Option<String>, hint: &str) -> ! {
-    let mut r = ErrorReport::new(code, message, "snowflake_id").set_hint(hint);
-    if let Some(d) = detail {
-        r = r.set_detail(d);
-    }
-    r.report(PgLogLevel::ERROR);
-    unreachable!("ERROR returns control to PostgreSQL")
-}
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
     error!("snowflake_id: snowflake_convert_column: {e}")
@@ -73,7 +64,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         .and_then(|t| t.first().get_one())
         .unwrap_or_else(|e| spi_err(e))
         .unwrap_or_else(|| {
-            refuse(
+            raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
                 format!("snowflake_id: relation with OID {} does not exist", tbl.to_u32()),
                 None,
@@ -96,7 +87,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         )
         .unwrap_or_else(|e| spi_err(e));
     let Some(row) = found.into_iter().next() else {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
             format!("snowflake_id: column \"{col}\" of relation {table_name} does not exist"),
             None,
@@ -116,7 +107,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
     let what = format!("{}.{qcol}", c.table);
 
     if c.relkind != "r" && c.relkind != "p" {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
             format!("snowflake_id: {} is not a table", c.table),
             None,
@@ -124,7 +115,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         );
     }
     if !matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint") {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
             format!("snowflake_id: column {what} is of type {}, not an integer", c.type_name),
             None,
@@ -133,7 +124,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         );
     }
     if !c.generated.is_empty() {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("snowflake_id: column {what} is a generated column"),
             None,
@@ -157,7 +148,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         return format!("{what} already is bigint DEFAULT {new_default}; nothing changed");
     }
     if c.identity.is_empty() && !default.is_empty() && !default.starts_with("nextval(") {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("snowflake_id: column {what} has the default {default}, not a sequence"),
             None,
@@ -183,7 +174,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         .filter_map(|r| r.get::<String>(1).ok().flatten())
         .collect();
     if !narrow_refs.is_empty() {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
                 "snowflake_id: foreign keys referencing {what} are narrower than bigint: {}",
@@ -196,7 +187,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
 
     // Existing values must sort below every new ID.
     let first_new = layout::first_id_at(now_unix_ms()).unwrap_or_else(|e| {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
             format!("snowflake_id: {e}"),
             None,
@@ -208,7 +199,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         .and_then(|t| t.first().get_one())
         .unwrap_or_else(|e| spi_err(e));
     if let Some(max) = max_existing.filter(|&m| m >= first_new) {
-        refuse(
+        raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
                 "snowflake_id: existing values of {what} reach {max}, at or above the first \

@@ -6,7 +6,7 @@ use snowflake_core::generator::{Event, GenError};
 use snowflake_core::layout::{self, LayoutError};
 use snowflake_core::store::StoreError;
 
-fn raise(code: PgSqlErrorCode, message: String, detail: Option<String>, hint: &str) -> ! {
+pub fn raise(code: PgSqlErrorCode, message: String, detail: Option<String>, hint: &str) -> ! {
     let mut report = ErrorReport::new(code, message, "snowflake_id").set_hint(hint);
     if let Some(d) = detail {
         report = report.set_detail(d);

@@ -295,6 +295,17 @@ impl Drop for Cluster {
     }
 }
 
+/// `pg_dump -Fc` of the database at `conninfo` into `file`; panics with pg_dump's message on failure.
+pub fn pg_dump(conninfo: &str, file: &Path) {
+    let out = Command::new(format!("{PG_BIN}/pg_dump"))
+        .args(["-Fc", "-f"])
+        .arg(file)
+        .args(["-d", conninfo])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Sends SIGKILL.
 pub fn kill9(pid: i32) {
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();

@@ -282,13 +282,7 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
 
     // pg_dump / pg_restore onto another server (node 12): the column keeps its default.
     let dump = src.dir.join("convert.dump");
-    let out = Command::new(format!("{PG_BIN}/pg_dump"))
-        .args(["-Fc", "-f"])
-        .arg(&dump)
-        .args(["-d", &src.conninfo()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    snowflake_it::pg_dump(&src.conninfo(), &dump);
     let dst = Cluster::init("cluster-convert-restored", 25704, &["snowflake_id.node_id = 12"]);
     dst.start();
     let out = Command::new(format!("{PG_BIN}/pg_restore"))

@@ -139,13 +139,7 @@ fn column_default_survives_pg_dump_and_restore_into_another_database() {
     )
     .unwrap();
     let dump = node.dir.join("src.dump");
-    let out = Command::new(format!("{PG_BIN}/pg_dump"))
-        .args(["-Fc", "-f"])
-        .arg(&dump)
-        .args(["-d", &src])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    snowflake_it::pg_dump(&src, &dump);
     let out = Command::new(format!("{PG_BIN}/pg_restore"))
         .args(["--exit-on-error", "-d", &dst])
         .arg(&dump)

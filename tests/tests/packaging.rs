@@ -413,13 +413,7 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
     let src_max: i64 = s.query_one("SELECT max(id) FROM app.audit_log", &[]).unwrap().get(0);
 
     let dump = dst.dir.join("src.dump");
-    let out = Command::new(format!("{PG_BIN}/pg_dump"))
-        .args(["-Fc", "-f"])
-        .arg(&dump)
-        .args(["-d", &src.conninfo()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    snowflake_it::pg_dump(&src.conninfo(), &dump);
     // The dump creates the extension; its functions are not dumped as loose objects.
     let list = Command::new(format!("{PG_BIN}/pg_restore")).arg("-l").arg(&dump).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout).to_string();
