@@ -50,15 +50,22 @@ fn eight_connections_draw_400k_ids_without_a_duplicate() {
     assert_eq!(issued, 400_000);
 }
 
-#[test]
-fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
-    let node = Cluster::init("core-no-preload", 25502, &["shared_preload_libraries = ''"]);
+/// Starts a fresh node with `settings`, creates the extension, and returns a connection and the
+/// ERROR `snowflake_nextval()` raises there (panics if it returns an ID).
+fn nextval_error(name: &str, port: u16, settings: &[&str]) -> (Cluster, postgres::Client, postgres::error::DbError) {
+    let node = Cluster::init(name, port, settings);
     node.start();
     let mut c = node.connect();
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
-    let err = c.query_one("SELECT snowflake_nextval()", &[]).unwrap_err();
-    let db = err.as_db_error().expect("a server error");
+    let err = c.query_one("SELECT snowflake_nextval()", &[]).expect_err("snowflake_nextval() returned an ID");
+    let db = err.as_db_error().expect("a server error").clone();
     assert_eq!(db.code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
+    (node, c, db)
+}
+
+#[test]
+fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
+    let (node, mut c, db) = nextval_error("core-no-preload", 25502, &["shared_preload_libraries = ''"]);
     assert!(db.message().contains("shared_preload_libraries"), "{}", db.message());
     assert!(db.hint().unwrap_or("").contains("shared_preload_libraries"));
     // Same connection, still alive; decoders need no shared memory.
@@ -72,13 +79,7 @@ fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
 
 #[test]
 fn unset_node_id_is_an_error_until_configured_and_reloaded() {
-    let node = Cluster::init("core-no-node-id", 25503, &[]);
-    node.start();
-    let mut c = node.connect();
-    c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
-    let err = c.query_one("SELECT snowflake_nextval()", &[]).unwrap_err();
-    let db = err.as_db_error().expect("a server error");
-    assert_eq!(db.code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
+    let (node, mut c, db) = nextval_error("core-no-node-id", 25503, &[]);
     assert!(db.message().contains("snowflake_id.node_id"));
     assert!(db.hint().unwrap_or("").contains("postgresql.conf"));
     // An administrator fixes it without a restart.
@@ -95,12 +96,7 @@ fn unset_node_id_is_an_error_until_configured_and_reloaded() {
 
 #[test]
 fn out_of_range_node_id_in_the_config_file_gives_no_ids() {
-    let node = Cluster::init("core-bad-node-id", 25504, &["snowflake_id.node_id = 5000"]);
-    node.start();
-    let mut c = node.connect();
-    c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
-    let err = c.query_one("SELECT snowflake_nextval()", &[]).unwrap_err();
-    assert_eq!(err.as_db_error().unwrap().code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
+    let (node, _, _) = nextval_error("core-bad-node-id", 25504, &["snowflake_id.node_id = 5000"]);
     assert!(node.log().contains("snowflake_id.node_id"), "the log names the bad setting");
 }
 
