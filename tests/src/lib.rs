@@ -191,20 +191,6 @@ impl Cluster {
         }
     }
 
-    /// Starts the server, expecting it to fail; returns the log.
-    pub fn start_expecting_failure(&self) -> String {
-        let out = self
-            .pg_ctl()
-            .arg("-l")
-            .arg(self.log_path())
-            .args(["-w", "-t", "30", "start"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{} started although it should not", self.name);
-        self.log()
-    }
-
     /// Fast shutdown (waits).
     pub fn stop(&self) {
         let _ = self.pg_ctl().args(["-m", "fast", "-w", "stop"]).output();
