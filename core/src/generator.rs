@@ -15,12 +15,16 @@
 //!   any ID reaches it, `ceiling_lead_ms` ahead, so the hot path rarely touches the store. A
 //!   fresh state (server start, crash-restart) loads the ceiling and starts above it.
 //!
-//! Hot path: one wall-clock read, two loads, one compare-and-swap, one add to the issued counter
-//! on the same cache line. No lock, no system call besides the (vDSO) clock read.
+//! Hot path: two loads, one clock read, one compare-and-swap, and an add to the caller's own
+//! counter slot (see [`crate::tally`]). No lock, no system call (the clock is read through the
+//! vDSO). While the generator leads the clock (a burst borrowing milliseconds) the read is of the
+//! cheap coarse clock: the next ID is `last + 1` whatever the exact time, and the coarse clock
+//! is enough to bound the lead.
 
 use crate::layout::{self, EPOCH_UNIX_MS, MAX_MS, SEQUENCE_BITS};
 use crate::store::StoreError;
 use crate::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering::*};
+use crate::tally::Tally;
 use std::fmt;
 use std::time::Duration;
 
@@ -31,6 +35,11 @@ pub const DEFAULT_CEILING_LEAD_MS: u64 = 1_000;
 /// A wall clock this far behind the real-time estimate is a backward step (smaller steps are
 /// absorbed like a burst). NTP slewing, at most 0.5 ms per second, is allowed on top.
 pub const STEP_THRESHOLD_MS: u64 = 100;
+/// The coarse clock may lag the precise one by a kernel tick (1-10 ms). An ID this far ahead of a
+/// coarse reading is ahead of the precise clock too, so the coarse reading is enough to issue it.
+pub const COARSE_MARGIN_MS: u64 = 20;
+/// How often a hot path refreshes the real-time estimate (wall minus monotonic offset).
+const REFRESH_US: i64 = 1_000_000;
 /// A step is recorded only when a fresh wall-clock reading, bracketed by two monotonic readings
 /// at most this far apart, confirms it: a process paused between its wall and monotonic reads
 /// (preempted, or a stopped VM) would otherwise report the pause as a step back.
@@ -45,6 +54,11 @@ const LOCK_PAUSE: Duration = Duration::from_micros(50);
 pub trait Clock {
     /// Wall-clock time in Unix microseconds.
     fn wall_us(&self) -> i64;
+    /// A cheaper wall-clock reading that may lag `wall_us` by up to a few milliseconds, never
+    /// more than [`COARSE_MARGIN_MS`], and is never ahead of it.
+    fn wall_coarse_us(&self) -> i64 {
+        self.wall_us()
+    }
     /// Monotonic time in microseconds.
     fn mono_us(&self) -> u64;
     /// Sleep (or let time pass, in tests).
@@ -68,7 +82,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_drift_ms: DEFAULT_MAX_DRIFT_MS, ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS }
+        Config {
+            max_drift_ms: DEFAULT_MAX_DRIFT_MS,
+            ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,
+        }
     }
 }
 
@@ -149,7 +166,8 @@ pub struct Stats {
 #[repr(C)]
 pub struct Generator {
     last: AtomicU64,
-    issued: AtomicU64,
+    /// Highest wall-clock millisecond seen on the hot path: a reading far below it is a step back.
+    wall_high: AtomicU64,
     ceiling: AtomicU64,
     step_lag: AtomicU64,
     offset_us: AtomicI64,
@@ -162,6 +180,7 @@ pub struct Generator {
     max_borrowed_ms: AtomicU64,
     clock_steps: AtomicU64,
     started_unix_ms: AtomicI64,
+    issued: Tally,
 }
 
 impl Default for Generator {
@@ -193,7 +212,7 @@ impl Generator {
     pub fn new() -> Self {
         Generator {
             last: AtomicU64::new(0),
-            issued: AtomicU64::new(0),
+            wall_high: AtomicU64::new(0),
             ceiling: AtomicU64::new(0),
             step_lag: AtomicU64::new(0),
             offset_us: AtomicI64::new(0),
@@ -206,19 +225,31 @@ impl Generator {
             max_borrowed_ms: AtomicU64::new(0),
             clock_steps: AtomicU64::new(0),
             started_unix_ms: AtomicI64::new(0),
+            issued: Tally::new(),
         }
     }
 
     /// Issues the next tick: greater than every tick this state (and, through the ceiling,
-    /// every earlier state on the same store) issued before.
+    /// every earlier state on the same store) issued before. Counted in the shared counter slot.
     pub fn next(
         &self,
         clock: &impl Clock,
         store: &impl CeilingStore,
         cfg: &Config,
     ) -> Result<Issued, GenError> {
+        self.next_as(None, clock, store, cfg)
+    }
+
+    /// [`Generator::next`], counted in `writer`'s own slot of the issued counter (see
+    /// [`Tally::add`] for the promise that comes with `Some`).
+    pub fn next_as(
+        &self,
+        writer: Option<usize>,
+        clock: &impl Clock,
+        store: &impl CeilingStore,
+        cfg: &Config,
+    ) -> Result<Issued, GenError> {
         let mut event = None;
-        let hot_slack = cfg.max_drift_ms.min(STEP_THRESHOLD_MS);
         let half_lead = cfg.ceiling_lead_ms / 2;
         loop {
             // The ceiling first: a non-zero ceiling publishes the `last` set at start.
@@ -226,29 +257,65 @@ impl Generator {
             // Before the clock read: a step recorded after this makes the reading possibly older
             // than the step, and such a reading must not clear it (see `trust_wall_at`).
             let lag_seen = self.step_lag.load(Relaxed);
-            let now_us = clock.wall_us();
-            let now = rel_ms(now_us);
+            let high = self.wall_high.load(Relaxed);
             let last = self.last.load(Relaxed);
+            let next_ms = (last + 1) >> SEQUENCE_BITS;
+            // Leading the clock (a burst): `last + 1` is the next tick whatever the exact time,
+            // so a coarse reading is enough, if it confirms the lead.
+            let mut coarse = false;
+            let mut now_us = 0;
+            if next_ms > high + COARSE_MARGIN_MS {
+                now_us = clock.wall_coarse_us();
+                coarse = next_ms > rel_ms(now_us) + COARSE_MARGIN_MS;
+            }
+            if !coarse {
+                now_us = clock.wall_us();
+            }
+            let now = rel_ms(now_us);
             let cand = (now << SEQUENCE_BITS).max(last + 1);
             let cms = cand >> SEQUENCE_BITS;
-            if cms <= now + hot_slack && cms + half_lead < ceiling {
-                if self.last.compare_exchange_weak(last, cand, Relaxed, Relaxed).is_ok() {
-                    self.issued.fetch_add(1, Relaxed);
+            // Hot: no step pending or suspected (the clock is not far below the highest reading),
+            // the lead within the drift bound, the ceiling well ahead.
+            if lag_seen == 0
+                && now + STEP_THRESHOLD_MS >= high
+                && cms <= now + cfg.max_drift_ms
+                && cms + half_lead < ceiling
+            {
+                if self
+                    .last
+                    .compare_exchange_weak(last, cand, Relaxed, Relaxed)
+                    .is_ok()
+                {
+                    self.issued.add(writer, 1);
+                    if now > high {
+                        self.advance_high(clock, now, now_us, coarse);
+                    }
                     if cms > now {
                         self.note_borrowed(cms - now);
-                    } else if lag_seen != 0 {
-                        // The wall clock has caught up with the IDs after a step: trust it again.
-                        self.trust_wall(clock, now_us, lag_seen);
                     }
                     return Ok(Issued { tick: cand, event });
                 }
                 continue;
             }
-            if let Some(tick) =
-                self.slow(clock, store, cfg, ceiling, now_us, lag_seen, last, &mut event)?
-            {
+            if coarse {
+                now_us = clock.wall_us();
+            }
+            if let Some(tick) = self.slow(
+                clock, store, cfg, ceiling, now_us, lag_seen, last, &mut event,
+            )? {
+                self.issued.add(writer, 1);
                 return Ok(Issued { tick, event });
             }
+        }
+    }
+
+    /// A new highest wall-clock millisecond (at most once per millisecond per process); now and
+    /// then, with a precise reading, it also refreshes the real-time estimate.
+    fn advance_high(&self, clock: &impl Clock, now: u64, now_us: i64, coarse: bool) {
+        self.wall_high.fetch_max(now, Relaxed);
+        let estimate_at_us = self.offset_at_us.load(Relaxed) as i64 + self.offset_us.load(Relaxed);
+        if !coarse && now_us - estimate_at_us > REFRESH_US {
+            self.trust_wall(clock, now_us, 0);
         }
     }
 
@@ -271,6 +338,12 @@ impl Generator {
             return Ok(None);
         }
         let now = rel_ms(now_us);
+        if lag_seen != 0 && (last + 1) >> SEQUENCE_BITS <= now {
+            // The wall clock has caught up with the IDs after a step: trust it again.
+            self.trust_wall(clock, now_us, lag_seen);
+            self.wall_high.fetch_max(now, Relaxed);
+            return Ok(None);
+        }
         let cand = (now << SEQUENCE_BITS).max(last + 1);
         let cms = cand >> SEQUENCE_BITS;
         let reference_us = self.real_time_us(clock, now_us, lag_seen, event);
@@ -291,10 +364,13 @@ impl Generator {
             self.extend(clock, store, cfg, cms, true)?;
             return Ok(None);
         }
-        if self.last.compare_exchange(last, cand, Relaxed, Relaxed).is_err() {
+        if self
+            .last
+            .compare_exchange(last, cand, Relaxed, Relaxed)
+            .is_err()
+        {
             return Ok(None);
         }
-        self.issued.fetch_add(1, Relaxed);
         self.note_borrowed(cms.saturating_sub(rel_ms(reference_us)));
         if cms + cfg.ceiling_lead_ms / 2 >= ceiling {
             self.extend(clock, store, cfg, cms, false)?;
@@ -328,15 +404,21 @@ impl Generator {
                 let behind_ms = rel_ms(m1 as i64 + offset_us).saturating_sub(rel_ms(wall));
                 if m2.saturating_sub(m1) <= CONFIRM_WINDOW_US
                     && behind_ms > prev + tolerance_ms
-                    && self.step_lag.compare_exchange(prev, behind_ms, Relaxed, Relaxed).is_ok()
+                    && self
+                        .step_lag
+                        .compare_exchange(prev, behind_ms, Relaxed, Relaxed)
+                        .is_ok()
                 {
                     self.clock_steps.fetch_add(1, Relaxed);
-                    *event = Some(Event::ClockStepBack { ms: behind_ms - prev });
+                    *event = Some(Event::ClockStepBack {
+                        ms: behind_ms - prev,
+                    });
                 }
             }
             estimate_us
         } else {
             self.trust_wall_at(mono, now_us, lag_seen);
+            self.wall_high.fetch_max(rel_ms(now_us), Relaxed);
             now_us
         }
     }
@@ -361,7 +443,11 @@ impl Generator {
             if self.step_lag.load(Relaxed) != 0 {
                 return;
             }
-        } else if self.step_lag.compare_exchange(lag_seen, 0, Relaxed, Relaxed).is_err() {
+        } else if self
+            .step_lag
+            .compare_exchange(lag_seen, 0, Relaxed, Relaxed)
+            .is_err()
+        {
             return;
         }
         // Writes only when the estimate moved or aged: in a long burst every call comes here,
@@ -376,7 +462,10 @@ impl Generator {
     }
 
     fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.lock.compare_exchange(0, 1, Acquire, Relaxed).ok().map(|_| LockGuard(&self.lock))
+        self.lock
+            .compare_exchange(0, 1, Acquire, Relaxed)
+            .ok()
+            .map(|_| LockGuard(&self.lock))
     }
 
     /// Saves a ceiling `ceiling_lead_ms` above `cms`. With `wait`, a caller that cannot take
@@ -401,7 +490,9 @@ impl Generator {
         if cms + cfg.ceiling_lead_ms / 2 < current {
             return Ok(()); // someone else extended it meanwhile
         }
-        let target = (cms + cfg.ceiling_lead_ms.max(1)).max(current).min(MAX_MS + 1);
+        let target = (cms + cfg.ceiling_lead_ms.max(1))
+            .max(current)
+            .min(MAX_MS + 1);
         if target > current {
             store.save(target)?;
             self.ceiling_writes.fetch_add(1, Relaxed);
@@ -436,6 +527,7 @@ impl Generator {
         let mono = clock.mono_us();
         let now = rel_ms(now_us);
         self.last.fetch_max(floor << SEQUENCE_BITS, Relaxed);
+        self.wall_high.fetch_max(now, Relaxed);
         // Real time is at least the floor: if the clock is behind it, treat that as a step.
         let anchor_us = now_us.max(unix_us(floor));
         self.offset_us.store(anchor_us - mono as i64, Relaxed);
@@ -459,7 +551,7 @@ impl Generator {
     pub fn stats(&self) -> Stats {
         Stats {
             last_tick: self.last.load(Relaxed),
-            issued: self.issued.load(Relaxed),
+            issued: self.issued.total(),
             ceiling_ms: self.ceiling.load(Acquire),
             ceiling_writes: self.ceiling_writes.load(Relaxed),
             ceiling_waits: self.ceiling_waits.load(Relaxed),
@@ -478,7 +570,10 @@ impl Generator {
 pub struct SystemClock;
 
 fn clock_us(id: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; both clock ids exist on every supported platform.
     unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
@@ -487,6 +582,11 @@ fn clock_us(id: libc::clockid_t) -> i64 {
 impl Clock for SystemClock {
     fn wall_us(&self) -> i64 {
         clock_us(libc::CLOCK_REALTIME)
+    }
+    /// `CLOCK_REALTIME_COARSE`: the time of the last kernel tick, about a quarter of the cost.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn wall_coarse_us(&self) -> i64 {
+        clock_us(libc::CLOCK_REALTIME_COARSE)
     }
     fn mono_us(&self) -> u64 {
         clock_us(libc::CLOCK_MONOTONIC) as u64

@@ -10,6 +10,7 @@
 pub mod generator;
 pub mod layout;
 pub mod store;
+pub mod tally;
 
 /// Atomics: `std` normally, `loom`'s model-checked ones under `--cfg loom`.
 pub(crate) mod sync {
