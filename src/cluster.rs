@@ -93,9 +93,7 @@ fn configured_node_id() -> Option<i32> {
 /// the node id registered. An ERROR if `snowflake_id.node_id` is not set.
 #[pg_extern(volatile)]
 fn snowflake_register_node() -> i32 {
-    let Some(node_id) = configured_node_id() else {
-        crate::errors::node_id_unset()
-    };
+    let Some(node_id) = configured_node_id() else { crate::errors::node_id_unset() };
     Spi::connect_mut(|client| register(client, node_id));
     node_id
 }
@@ -164,10 +162,7 @@ fn snowflake_check_nodes() -> TableIterator<
                     row.get::<i64>(2).ok().flatten().unwrap_or(0),
                     row.get::<String>(3).ok().flatten(),
                     row.get::<i32>(4).ok().flatten(),
-                    row.get::<TimestampWithTimeZone>(5)
-                        .ok()
-                        .flatten()
-                        .expect("registered_at is NOT NULL"),
+                    row.get::<TimestampWithTimeZone>(5).ok().flatten().expect("registered_at is NOT NULL"),
                     row.get::<bool>(6).ok().flatten().unwrap_or(false),
                 )
             })
@@ -187,10 +182,8 @@ fn snowflake_check_nodes() -> TableIterator<
                 _ => by_node.push((*node, vec![who])),
             }
         }
-        let list: Vec<String> = by_node
-            .iter()
-            .map(|(n, v)| format!("node id {n}: {}", v.join(", ")))
-            .collect();
+        let list: Vec<String> =
+            by_node.iter().map(|(n, v)| format!("node id {n}: {}", v.join(", "))).collect();
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_WARNING,
             format!(
@@ -201,9 +194,7 @@ fn snowflake_check_nodes() -> TableIterator<
             ),
             "snowflake_id",
         )
-        .set_detail(
-            "Servers sharing a node id can issue the same Snowflake ID in the same millisecond.",
-        )
+        .set_detail("Servers sharing a node id can issue the same Snowflake ID in the same millisecond.")
         .set_hint(
             "Give each server its own snowflake_id.node_id in postgresql.conf and reload; the \
              registry row of a server is replaced when it registers again \

@@ -15,11 +15,11 @@
 //!   any ID reaches it, `ceiling_lead_ms` ahead, so the hot path rarely touches the store. A
 //!   fresh state (server start, crash-restart) loads the ceiling and starts above it.
 //!
-//! Hot path: two loads, one clock read, one compare-and-swap, and an add to the caller's own
+//! Hot path: a few loads, one clock read, one compare-and-swap, and an add to the caller's own
 //! counter slot (see [`crate::tally`]). No lock, no system call (the clock is read through the
-//! vDSO). While the generator leads the clock (a burst borrowing milliseconds) the read is of the
-//! cheap coarse clock: the next ID is `last + 1` whatever the exact time, and the coarse clock
-//! is enough to bound the lead.
+//! vDSO). While the generator leads the clock (a burst borrowing milliseconds) the next tick is
+//! `last + 1` whatever the exact time: the clock read is of the cheap coarse clock, enough to
+//! bound the lead, and the compare-and-swap becomes a fetch-and-add, which never retries.
 
 use crate::layout::{self, EPOCH_UNIX_MS, MAX_MS, SEQUENCE_BITS};
 use crate::store::StoreError;
@@ -82,10 +82,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            max_drift_ms: DEFAULT_MAX_DRIFT_MS,
-            ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,
-        }
+        Config { max_drift_ms: DEFAULT_MAX_DRIFT_MS, ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS }
     }
 }
 
@@ -190,8 +187,10 @@ impl Default for Generator {
 }
 
 /// Milliseconds since the epoch of a Unix time in microseconds (0 before the epoch).
+#[inline(always)]
 fn rel_ms(unix_us: i64) -> u64 {
-    (unix_us.div_euclid(1000) - EPOCH_UNIX_MS).max(0) as u64
+    // Unsigned division by a constant: a multiply and a shift.
+    ((unix_us.max(0) as u64) / 1000).saturating_sub(EPOCH_UNIX_MS as u64)
 }
 
 /// Unix microseconds of the start of a millisecond since the epoch.
@@ -242,6 +241,7 @@ impl Generator {
 
     /// [`Generator::next`], counted in `writer`'s own slot of the issued counter (see
     /// [`Tally::add`] for the promise that comes with `Some`).
+    #[inline]
     pub fn next_as(
         &self,
         writer: Option<usize>,
@@ -281,28 +281,38 @@ impl Generator {
                 && cms <= now + cfg.max_drift_ms
                 && cms + half_lead < ceiling
             {
-                if self
-                    .last
-                    .compare_exchange_weak(last, cand, Relaxed, Relaxed)
-                    .is_ok()
-                {
-                    self.issued.add(writer, 1);
-                    if now > high {
-                        self.advance_high(clock, now, now_us, coarse);
+                let tick = if coarse {
+                    // Leading the clock, the next tick is `last + 1` whoever takes it: one add
+                    // takes it, with no retry when backends contend. The add may have gone past
+                    // what was checked (others added meanwhile): check again; a tick that fails
+                    // is skipped, never issued (a gap is harmless, a repeat impossible).
+                    let tick = self.last.fetch_add(1, Relaxed) + 1;
+                    let ms = tick >> SEQUENCE_BITS;
+                    if ms > now + cfg.max_drift_ms || ms + half_lead >= ceiling {
+                        continue;
                     }
-                    if cms > now {
-                        self.note_borrowed(cms - now);
-                    }
-                    return Ok(Issued { tick: cand, event });
+                    tick
+                } else if self.last.compare_exchange_weak(last, cand, Relaxed, Relaxed).is_ok() {
+                    cand
+                } else {
+                    continue;
+                };
+                self.issued.add(writer, 1);
+                if now > high {
+                    self.advance_high(clock, now, now_us, coarse);
                 }
-                continue;
+                let ms = tick >> SEQUENCE_BITS;
+                if ms > now {
+                    self.note_borrowed(ms - now);
+                }
+                return Ok(Issued { tick, event });
             }
             if coarse {
                 now_us = clock.wall_us();
             }
-            if let Some(tick) = self.slow(
-                clock, store, cfg, ceiling, now_us, lag_seen, last, &mut event,
-            )? {
+            if let Some(tick) =
+                self.slow(clock, store, cfg, ceiling, now_us, lag_seen, last, &mut event)?
+            {
                 self.issued.add(writer, 1);
                 return Ok(Issued { tick, event });
             }
@@ -311,6 +321,7 @@ impl Generator {
 
     /// A new highest wall-clock millisecond (at most once per millisecond per process); now and
     /// then, with a precise reading, it also refreshes the real-time estimate.
+    #[inline(never)]
     fn advance_high(&self, clock: &impl Clock, now: u64, now_us: i64, coarse: bool) {
         self.wall_high.fetch_max(now, Relaxed);
         let estimate_at_us = self.offset_at_us.load(Relaxed) as i64 + self.offset_us.load(Relaxed);
@@ -322,6 +333,8 @@ impl Generator {
     /// Everything off the hot path: start, clock steps, drift waits, ceiling saves.
     /// `Ok(None)` means "try again".
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     fn slow(
         &self,
         clock: &impl Clock,
@@ -364,11 +377,7 @@ impl Generator {
             self.extend(clock, store, cfg, cms, true)?;
             return Ok(None);
         }
-        if self
-            .last
-            .compare_exchange(last, cand, Relaxed, Relaxed)
-            .is_err()
-        {
+        if self.last.compare_exchange(last, cand, Relaxed, Relaxed).is_err() {
             return Ok(None);
         }
         self.note_borrowed(cms.saturating_sub(rel_ms(reference_us)));
@@ -404,15 +413,10 @@ impl Generator {
                 let behind_ms = rel_ms(m1 as i64 + offset_us).saturating_sub(rel_ms(wall));
                 if m2.saturating_sub(m1) <= CONFIRM_WINDOW_US
                     && behind_ms > prev + tolerance_ms
-                    && self
-                        .step_lag
-                        .compare_exchange(prev, behind_ms, Relaxed, Relaxed)
-                        .is_ok()
+                    && self.step_lag.compare_exchange(prev, behind_ms, Relaxed, Relaxed).is_ok()
                 {
                     self.clock_steps.fetch_add(1, Relaxed);
-                    *event = Some(Event::ClockStepBack {
-                        ms: behind_ms - prev,
-                    });
+                    *event = Some(Event::ClockStepBack { ms: behind_ms - prev });
                 }
             }
             estimate_us
@@ -424,6 +428,7 @@ impl Generator {
     }
 
     /// Records how far an issued ID leads real time (a load, and a write only for a new high).
+    #[inline]
     fn note_borrowed(&self, ms: u64) {
         if ms > self.max_borrowed_ms.load(Relaxed) {
             self.max_borrowed_ms.fetch_max(ms, Relaxed);
@@ -443,11 +448,7 @@ impl Generator {
             if self.step_lag.load(Relaxed) != 0 {
                 return;
             }
-        } else if self
-            .step_lag
-            .compare_exchange(lag_seen, 0, Relaxed, Relaxed)
-            .is_err()
-        {
+        } else if self.step_lag.compare_exchange(lag_seen, 0, Relaxed, Relaxed).is_err() {
             return;
         }
         // Writes only when the estimate moved or aged: in a long burst every call comes here,
@@ -462,10 +463,7 @@ impl Generator {
     }
 
     fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.lock
-            .compare_exchange(0, 1, Acquire, Relaxed)
-            .ok()
-            .map(|_| LockGuard(&self.lock))
+        self.lock.compare_exchange(0, 1, Acquire, Relaxed).ok().map(|_| LockGuard(&self.lock))
     }
 
     /// Saves a ceiling `ceiling_lead_ms` above `cms`. With `wait`, a caller that cannot take
@@ -490,9 +488,7 @@ impl Generator {
         if cms + cfg.ceiling_lead_ms / 2 < current {
             return Ok(()); // someone else extended it meanwhile
         }
-        let target = (cms + cfg.ceiling_lead_ms.max(1))
-            .max(current)
-            .min(MAX_MS + 1);
+        let target = (cms + cfg.ceiling_lead_ms.max(1)).max(current).min(MAX_MS + 1);
         if target > current {
             store.save(target)?;
             self.ceiling_writes.fetch_add(1, Relaxed);
@@ -569,22 +565,22 @@ impl Generator {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+#[inline(always)]
 fn clock_us(id: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer; both clock ids exist on every supported platform.
     unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
 }
 
 impl Clock for SystemClock {
+    #[inline]
     fn wall_us(&self) -> i64 {
         clock_us(libc::CLOCK_REALTIME)
     }
     /// `CLOCK_REALTIME_COARSE`: the time of the last kernel tick, about a quarter of the cost.
     #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[inline]
     fn wall_coarse_us(&self) -> i64 {
         clock_us(libc::CLOCK_REALTIME_COARSE)
     }

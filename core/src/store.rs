@@ -25,29 +25,17 @@ pub enum StoreError {
     /// The file exists but is not a valid state file; never treated as "no file".
     Corrupt { path: PathBuf, reason: String },
     /// The operating system refused an operation.
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        source: io::Error,
-    },
+    Io { path: PathBuf, op: &'static str, source: io::Error },
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Corrupt { path, reason } => {
-                write!(
-                    f,
-                    "snowflake_id state file \"{}\" is corrupted: {reason}",
-                    path.display()
-                )
+                write!(f, "snowflake_id state file \"{}\" is corrupted: {reason}", path.display())
             }
             StoreError::Io { path, op, source } => {
-                write!(
-                    f,
-                    "could not {op} snowflake_id state file \"{}\": {source}",
-                    path.display()
-                )
+                write!(f, "could not {op} snowflake_id state file \"{}\": {source}", path.display())
             }
         }
     }
@@ -71,27 +59,17 @@ impl FileStore {
     }
 
     fn io(&self, op: &'static str) -> impl FnOnce(io::Error) -> StoreError + '_ {
-        move |source| StoreError::Io {
-            path: self.path.clone(),
-            op,
-            source,
-        }
+        move |source| StoreError::Io { path: self.path.clone(), op, source }
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            reason: reason.into(),
-        }
+        StoreError::Corrupt { path: self.path.clone(), reason: reason.into() }
     }
 }
 
 /// The file's text for a ceiling (milliseconds since the Snowflake epoch).
 pub fn render(ceiling_ms: u64) -> String {
-    let body = format!(
-        "{HEADER}\nceiling_unix_ms {}\n",
-        layout::unix_ms(ceiling_ms)
-    );
+    let body = format!("{HEADER}\nceiling_unix_ms {}\n", layout::unix_ms(ceiling_ms));
     let crc = crc32fast::hash(body.as_bytes());
     format!("{body}crc32 {crc:08x}\n")
 }
@@ -103,20 +81,12 @@ pub fn parse(text: &str) -> Result<u64, String> {
         return Err(format!("expected 3 lines, found {}", lines.len()));
     }
     if lines[0] != HEADER {
-        return Err(format!(
-            "first line is \"{}\", expected \"{HEADER}\"",
-            lines[0]
-        ));
+        return Err(format!("first line is \"{}\", expected \"{HEADER}\"", lines[0]));
     }
     let unix: i64 = lines[1]
         .strip_prefix("ceiling_unix_ms ")
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "second line \"{}\" is not \"ceiling_unix_ms <integer>\"",
-                lines[1]
-            )
-        })?;
+        .ok_or_else(|| format!("second line \"{}\" is not \"ceiling_unix_ms <integer>\"", lines[1]))?;
     let crc = lines[2]
         .strip_prefix("crc32 ")
         .filter(|v| v.len() == 8 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
@@ -125,9 +95,7 @@ pub fn parse(text: &str) -> Result<u64, String> {
     let body_len = lines[0].len() + lines[1].len() + 2;
     let actual = crc32fast::hash(&text.as_bytes()[..body_len]);
     if actual != crc {
-        return Err(format!(
-            "checksum mismatch: file says {crc:08x}, contents give {actual:08x}"
-        ));
+        return Err(format!("checksum mismatch: file says {crc:08x}, contents give {actual:08x}"));
     }
     layout::ms_since_epoch(unix).map_err(|e| e.to_string())
 }
@@ -154,8 +122,7 @@ impl CeilingStore for FileStore {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(self.io("create temporary"))?;
-            f.write_all(render(ceiling_ms).as_bytes())
-                .map_err(self.io("write"))?;
+            f.write_all(render(ceiling_ms).as_bytes()).map_err(self.io("write"))?;
             f.sync_all().map_err(self.io("fsync"))?;
         }
         fs::rename(&tmp, &self.path).map_err(self.io("rename"))?;
@@ -163,9 +130,7 @@ impl CeilingStore for FileStore {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(self.io("fsync the directory of"))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(self.io("fsync the directory of"))?;
         Ok(())
     }
 }

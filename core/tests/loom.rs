@@ -44,10 +44,7 @@ impl CeilingStore for Store {
 fn check(per_thread: Vec<Vec<u64>>) {
     let mut all: Vec<u64> = per_thread.iter().flatten().copied().collect();
     for ticks in &per_thread {
-        assert!(
-            ticks.windows(2).all(|w| w[0] < w[1]),
-            "a thread saw IDs go back: {ticks:?}"
-        );
+        assert!(ticks.windows(2).all(|w| w[0] < w[1]), "a thread saw IDs go back: {ticks:?}");
     }
     let n = all.len();
     all.sort_unstable();
@@ -72,9 +69,7 @@ fn run(threads: usize, ids_each: usize, pre_started: bool, step_back_us: Option<
         for _ in 0..threads {
             let (g, clock, store) = (g.clone(), clock.clone(), store.clone());
             handles.push(thread::spawn(move || {
-                (0..ids_each)
-                    .map(|_| g.next(&clock, &store, &cfg).unwrap().tick)
-                    .collect::<Vec<_>>()
+                (0..ids_each).map(|_| g.next(&clock, &store, &cfg).unwrap().tick).collect::<Vec<_>>()
             }));
         }
         if let Some(us) = step_back_us {

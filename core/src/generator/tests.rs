@@ -75,10 +75,7 @@ impl MemStore {
 impl CeilingStore for MemStore {
     fn load(&self) -> Result<Option<u64>, StoreError> {
         if self.corrupt {
-            return Err(StoreError::Corrupt {
-                path: "mem".into(),
-                reason: "test".into(),
-            });
+            return Err(StoreError::Corrupt { path: "mem".into(), reason: "test".into() });
         }
         Ok(self.ceiling())
     }
@@ -98,35 +95,19 @@ impl CeilingStore for MemStore {
 /// Issues one ID and checks the invariants that hold for every single ID.
 fn issue(g: &Generator, c: &FakeClock, s: &MemStore, cfg: &Config, prev: &mut u64) -> Issued {
     let out = g.next(c, s, cfg).expect("next");
-    assert!(
-        out.tick > *prev,
-        "tick {} not above previous {}",
-        out.tick,
-        *prev
-    );
+    assert!(out.tick > *prev, "tick {} not above previous {}", out.tick, *prev);
     let ms = out.tick >> SEQUENCE_BITS;
-    assert!(
-        ms >= c.wall_ms(),
-        "ms {ms} behind the clock ({} ms)",
-        c.wall_ms()
-    );
+    assert!(ms >= c.wall_ms(), "ms {ms} behind the clock ({} ms)", c.wall_ms());
     let ceiling = s.ceiling().expect("a ceiling is saved before the first ID");
-    assert!(
-        ms < ceiling,
-        "ms {ms} issued at or above saved ceiling {ceiling}"
-    );
+    assert!(ms < ceiling, "ms {ms} issued at or above saved ceiling {ceiling}");
     *prev = out.tick;
     out
 }
 
 #[test]
 fn sequence_advances_within_a_millisecond() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     for i in 0..100u16 {
         let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
@@ -138,17 +119,12 @@ fn sequence_advances_within_a_millisecond() {
 
 #[test]
 fn spent_millisecond_borrows_the_next_without_waiting() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     let start = c.wall_ms();
-    let ticks: Vec<u64> = (0..3 * IDS_PER_MS)
-        .map(|_| issue(&g, &c, &s, &cfg, &mut prev).tick)
-        .collect();
+    let ticks: Vec<u64> =
+        (0..3 * IDS_PER_MS).map(|_| issue(&g, &c, &s, &cfg, &mut prev).tick).collect();
     assert_eq!(ticks[4095] >> SEQUENCE_BITS, start);
     assert_eq!(ticks[4096], (start + 1) << SEQUENCE_BITS);
     assert_eq!(*ticks.last().unwrap() >> SEQUENCE_BITS, start + 2);
@@ -159,10 +135,7 @@ fn spent_millisecond_borrows_the_next_without_waiting() {
 #[test]
 fn burst_beyond_drift_bound_waits_for_the_clock() {
     let (g, c, s) = (Generator::new(), FakeClock::new(), MemStore::default());
-    let cfg = Config {
-        max_drift_ms: 5,
-        ..Config::default()
-    };
+    let cfg = Config { max_drift_ms: 5, ..Config::default() };
     let mut prev = 0;
     for _ in 0..40 * IDS_PER_MS {
         let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
@@ -181,12 +154,8 @@ fn burst_beyond_drift_bound_waits_for_the_clock() {
 
 #[test]
 fn a_burst_reads_the_coarse_clock_once_it_leads() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     // 100 ms worth of IDs in 10 ms of wall-clock time: the lead grows to about 90 ms.
     let n = 100 * IDS_PER_MS;
@@ -201,22 +170,15 @@ fn a_burst_reads_the_coarse_clock_once_it_leads() {
     // Precise reads until the lead passes the coarse clock's margin (20 ms of IDs), then
     // only to extend the ceiling.
     let precise = c.precise_reads.get();
-    assert!(
-        precise < (COARSE_MARGIN_MS + 5) * IDS_PER_MS,
-        "{precise} precise reads for {n} IDs"
-    );
+    assert!(precise < (COARSE_MARGIN_MS + 5) * IDS_PER_MS, "{precise} precise reads for {n} IDs");
     assert_eq!(g.stats().drift_waits, 0);
     assert!((85..=95).contains(&g.stats().max_borrowed_ms));
 }
 
 #[test]
 fn a_step_back_during_a_burst_on_the_coarse_clock_is_counted_once() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     for _ in 0..50 * IDS_PER_MS {
         issue(&g, &c, &s, &cfg, &mut prev);
@@ -234,21 +196,14 @@ fn a_step_back_during_a_burst_on_the_coarse_clock_is_counted_once() {
     );
     let st = g.stats();
     assert_eq!(st.clock_steps, 1);
-    assert_eq!(
-        st.drift_waits, 0,
-        "a step of less than the drift bound stalls nothing"
-    );
+    assert_eq!(st.drift_waits, 0, "a step of less than the drift bound stalls nothing");
 }
 
 #[test]
 fn backward_steps_keep_order_count_once_and_do_not_stall() {
     for step_ms in [1_000i64, 60_000, 3_600_000] {
-        let (g, c, s, cfg) = (
-            Generator::new(),
-            FakeClock::new(),
-            MemStore::default(),
-            Config::default(),
-        );
+        let (g, c, s, cfg) =
+            (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
         let mut prev = 0;
         for _ in 0..1000 {
             issue(&g, &c, &s, &cfg, &mut prev);
@@ -264,13 +219,8 @@ fn backward_steps_keep_order_count_once_and_do_not_stall() {
             c.advance_us(10);
         }
         assert_eq!(events.len(), 1, "step {step_ms}: events {events:?}");
-        let Event::ClockStepBack { ms } = events[0] else {
-            panic!("{events:?}")
-        };
-        assert!(
-            ms.abs_diff(step_ms as u64) <= STEP_THRESHOLD_MS,
-            "reported {ms} for {step_ms}"
-        );
+        let Event::ClockStepBack { ms } = events[0] else { panic!("{events:?}") };
+        assert!(ms.abs_diff(step_ms as u64) <= STEP_THRESHOLD_MS, "reported {ms} for {step_ms}");
         assert_eq!(g.stats().clock_steps, 1);
         assert_eq!(c.paused_us.get(), 0, "step {step_ms}: IDs waited");
     }
@@ -286,9 +236,7 @@ struct Preempted<'a> {
 
 impl Clock for Preempted<'_> {
     fn wall_us(&self) -> i64 {
-        self.stale_wall_us
-            .take()
-            .unwrap_or_else(|| self.clock.wall_us())
+        self.stale_wall_us.take().unwrap_or_else(|| self.clock.wall_us())
     }
     fn mono_us(&self) -> u64 {
         let meanwhile = self.meanwhile.borrow_mut().take();
@@ -308,10 +256,7 @@ impl Clock for Preempted<'_> {
 /// counted and logged a second time.
 #[test]
 fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
-    let cfg = Config {
-        max_drift_ms: 0,
-        ..Config::default()
-    };
+    let cfg = Config { max_drift_ms: 0, ..Config::default() };
     let (g, c, s) = (Generator::new(), FakeClock::new(), MemStore::default());
     let mut prev = 0;
     for _ in 0..10 {
@@ -327,16 +272,11 @@ fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
         clock: &c,
         stale_wall_us: Cell::new(Some(stale)),
         meanwhile: std::cell::RefCell::new(Some(Box::new(|| {
-            events
-                .borrow_mut()
-                .push(g.next(&c, &s, &cfg).unwrap().event);
+            events.borrow_mut().push(g.next(&c, &s, &cfg).unwrap().event);
         }))),
     };
     let from_p = g.next(&p, &s, &cfg).unwrap();
-    assert!(
-        p.meanwhile.borrow().is_none(),
-        "the interleaving did not happen"
-    );
+    assert!(p.meanwhile.borrow().is_none(), "the interleaving did not happen");
     events.borrow_mut().push(from_p.event);
     assert!(from_p.tick > prev);
     prev = from_p.tick;
@@ -356,12 +296,8 @@ fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
 /// reported the pause as another step back.
 #[test]
 fn a_pause_between_two_clock_reads_is_not_a_step() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     for _ in 0..10 {
         issue(&g, &c, &s, &cfg, &mut prev);
@@ -386,12 +322,8 @@ fn a_pause_between_two_clock_reads_is_not_a_step() {
 
 #[test]
 fn full_rate_after_a_step_back_is_paced_by_real_time() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     issue(&g, &c, &s, &cfg, &mut prev);
     let real_start = c.mono.get();
@@ -407,25 +339,15 @@ fn full_rate_after_a_step_back_is_paced_by_real_time() {
     let real_ms = (c.mono.get() - real_start) / 1000;
     let id_ms = (prev >> SEQUENCE_BITS) - first_ms;
     // IDs never lead real time by more than the drift bound, and callers waited only for that.
-    assert!(
-        id_ms <= real_ms + cfg.max_drift_ms,
-        "IDs span {id_ms} ms in {real_ms} ms"
-    );
-    assert!(
-        real_ms < 10_000 + cfg.max_drift_ms,
-        "took {real_ms} ms of real time"
-    );
+    assert!(id_ms <= real_ms + cfg.max_drift_ms, "IDs span {id_ms} ms in {real_ms} ms");
+    assert!(real_ms < 10_000 + cfg.max_drift_ms, "took {real_ms} ms of real time");
     assert!(g.stats().drift_waits > 0);
 }
 
 #[test]
 fn once_the_clock_catches_up_bursts_are_bounded_by_the_wall_again() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     issue(&g, &c, &s, &cfg, &mut prev);
     c.step_wall_ms(-1_000);
@@ -433,11 +355,7 @@ fn once_the_clock_catches_up_bursts_are_bounded_by_the_wall_again() {
         issue(&g, &c, &s, &cfg, &mut prev);
         c.advance_us(1000);
     }
-    assert_eq!(
-        g.stats().clock_behind_ms,
-        0,
-        "step not cleared after the wall caught up"
-    );
+    assert_eq!(g.stats().clock_behind_ms, 0, "step not cleared after the wall caught up");
     for _ in 0..20 * IDS_PER_MS as usize * 1000 / 1000 {
         let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
         assert!(t >> SEQUENCE_BITS <= c.wall_ms() + cfg.max_drift_ms);
@@ -485,15 +403,9 @@ fn quick_restart_is_not_reported_as_a_step() {
 #[test]
 fn corrupt_store_is_an_error_every_time() {
     let (g, c, cfg) = (Generator::new(), FakeClock::new(), Config::default());
-    let s = MemStore {
-        corrupt: true,
-        ..MemStore::default()
-    };
+    let s = MemStore { corrupt: true, ..MemStore::default() };
     for _ in 0..3 {
-        assert!(matches!(
-            g.next(&c, &s, &cfg),
-            Err(GenError::Store(StoreError::Corrupt { .. }))
-        ));
+        assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Store(StoreError::Corrupt { .. }))));
     }
     assert_eq!(g.stats().issued, 0);
 }
@@ -501,25 +413,15 @@ fn corrupt_store_is_an_error_every_time() {
 #[test]
 fn failing_save_issues_nothing() {
     let (g, c, cfg) = (Generator::new(), FakeClock::new(), Config::default());
-    let s = MemStore {
-        fail_save: true,
-        ..MemStore::default()
-    };
-    assert!(matches!(
-        g.next(&c, &s, &cfg),
-        Err(GenError::Store(StoreError::Io { .. }))
-    ));
+    let s = MemStore { fail_save: true, ..MemStore::default() };
+    assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Store(StoreError::Io { .. }))));
     assert_eq!(g.stats().issued, 0);
 }
 
 #[test]
 fn ceiling_is_extended_ahead_of_time_not_per_id() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     let mut prev = 0;
     // 10 s of steady load at 1,000 IDs/ms.
     for _ in 0..10_000_000u64 {
@@ -534,12 +436,8 @@ fn ceiling_is_extended_ahead_of_time_not_per_id() {
 
 #[test]
 fn clock_before_the_epoch_still_issues_increasing_ids() {
-    let (g, c, s, cfg) = (
-        Generator::new(),
-        FakeClock::new(),
-        MemStore::default(),
-        Config::default(),
-    );
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
     c.wall.set(0); // 1970
     let mut prev = 0;
     for _ in 0..10_000 {
@@ -569,10 +467,7 @@ fn threads_on_the_real_clock_never_share_an_id() {
     let mut all = HashSet::new();
     for h in handles {
         let ticks = h.join().unwrap();
-        assert!(
-            ticks.windows(2).all(|w| w[0] < w[1]),
-            "a thread saw IDs go back"
-        );
+        assert!(ticks.windows(2).all(|w| w[0] < w[1]), "a thread saw IDs go back");
         for t in ticks {
             assert!(all.insert(t), "duplicate tick {t}");
         }
