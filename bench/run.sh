@@ -342,8 +342,15 @@ echo "| round trip: snowflake_nextval() >= 0.97 of SELECT 1 | tps: $SF_RT_RATIO;
 echo "| bulk: $BULK_N IDs within the drift bound | max lead $BULK_BORROWED ms of $MAX_DRIFT, $BULK_WAITS drift waits | $(yes_no "$BULK_WAITS == 0 && $BULK_BORROWED < $MAX_DRIFT") |"
 echo "| bulk: at CPU speed, a few tens of ns per ID (net of the baseline) | backend CPU: $SF_CPU ns/ID (median of paired runs), $SF_BEST ns/ID (best of $REPS); wall clock: $SF_NET ns/ID | $(yes_no "$SF_BEST < 100 && $SF_CPU < 100") |"
 echo "| bulk: >= 2x faster than nextval() cache 1 | CPU: $(calc %.1f "$SEQ1_CPU / $SF_CPU")x (paired), $(calc %.1f "$SEQ1_BEST / $SF_BEST")x (best of $REPS); wall clock: $(calc %.1f "$SEQ1_NET / $SF_NET")x | $(yes_no "$SEQ1_BEST >= 2 * $SF_BEST && $SEQ1_NET >= 2 * $SF_NET") |"
+# Met when every run that reached the bound sustained >= 99% (and at least one did).
+sust_ok() { local r ok=0 bad=0
+  for r in long1 long2 long3; do
+    [ "$(phase "$r" sustained n)" = - ] && continue
+    if [ "$(awk "BEGIN {print ($(phase "$r" sustained rate) * 100 / 4096 >= 99)}")" = 1 ]; then ok=1; else bad=1; fi
+  done
+  [ $ok = 1 ] && [ $bad = 0 ] && echo "**met**" || echo "**not met**"; }
 sust_cell() { [ "$(phase "$1" sustained n)" = - ] && echo "bound not reached (CPU-bound, $(calc %.0f "$(phase "$1" total rate)") IDs/ms over the run)" || echo "$(calc %.0f "$(phase "$1" sustained rate)") IDs/ms = $(calc %.1f "$(phase "$1" sustained rate) * 100 / 4096")%"; }
-echo "| $LONG_N IDs: sustained rate >= 99% of 4,096 IDs/ms once the drift allowance is used | 1 backend: $(sust_cell long1); 2 backends: $(sust_cell long2); 2 backends, max_drift_ms $SMALL_DRIFT: $(sust_cell long3) | $(yes_no "$SUST_PCT >= 99 || $SUST2_PCT >= 99 || $SUST3_PCT >= 99") |"
+echo "| $LONG_N IDs: sustained rate >= 99% of 4,096 IDs/ms once the drift allowance is used | 1 backend: $(sust_cell long1); 2 backends: $(sust_cell long2); 2 backends, max_drift_ms $SMALL_DRIFT: $(sust_cell long3) | $(sust_ok) |"
 echo "| contention: 0 duplicates with 2 and $CLIENTS backends | $(dups 2 snowflake) and $(dups "$CLIENTS" snowflake) | $(yes_no "$(dups 2 snowflake) == 0 && $(dups "$CLIENTS" snowflake) == 0") |"
 INS_CPU=$(calc %.3f "$(med inscpu serial) / $(med inscpu sf)")
 echo "| inserts: >= 0.98 of bigserial's rate ($CLIENTS clients) | tps: $(ins_ratio sf); server CPU: $INS_CPU | tps: $(yes_no "$(ins_ratio sf) >= 0.98"); CPU: $(yes_no "$INS_CPU >= 0.98") |"

@@ -266,7 +266,10 @@ impl Generator {
             let mut now_us = 0;
             if next_ms > high + COARSE_MARGIN_MS {
                 now_us = clock.wall_coarse_us();
-                coarse = next_ms > rel_ms(now_us) + COARSE_MARGIN_MS;
+                let c = rel_ms(now_us);
+                // Near the drift bound the coarse clock's lag would count against the bound:
+                // read the precise clock there.
+                coarse = next_ms > c + COARSE_MARGIN_MS && next_ms <= c + cfg.max_drift_ms;
             }
             if !coarse {
                 now_us = clock.wall_us();
@@ -359,7 +362,12 @@ impl Generator {
         }
         let cand = (now << SEQUENCE_BITS).max(last + 1);
         let cms = cand >> SEQUENCE_BITS;
-        let reference_us = self.real_time_us(clock, now_us, lag_seen, event);
+        // The monotonic clock is consulted only when the wall clock is suspect: a step pending,
+        // or a reading far below the highest one seen.
+        let high = self.wall_high.load(Relaxed);
+        let suspect = lag_seen != 0 || now + STEP_THRESHOLD_MS < high;
+        let reference_us =
+            if suspect { self.real_time_us(clock, now_us, lag_seen, event) } else { now_us };
 
         // Borrowed more than the drift bound ahead of real time: wait for time to catch up.
         if cms > rel_ms(reference_us) + cfg.max_drift_ms {
@@ -379,6 +387,9 @@ impl Generator {
         }
         if self.last.compare_exchange(last, cand, Relaxed, Relaxed).is_err() {
             return Ok(None);
+        }
+        if !suspect && now > high {
+            self.advance_high(clock, now, now_us, false);
         }
         self.note_borrowed(cms.saturating_sub(rel_ms(reference_us)));
         if cms + cfg.ceiling_lead_ms / 2 >= ceiling {

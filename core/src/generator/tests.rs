@@ -16,6 +16,7 @@ struct FakeClock {
     mono: Cell<u64>,
     paused_us: Cell<u64>,
     precise_reads: Cell<u64>,
+    mono_reads: Cell<u64>,
 }
 
 impl FakeClock {
@@ -25,6 +26,7 @@ impl FakeClock {
             mono: Cell::new(1_000_000_000),
             paused_us: Cell::new(0),
             precise_reads: Cell::new(0),
+            mono_reads: Cell::new(0),
         }
     }
     fn advance_us(&self, us: u64) {
@@ -49,6 +51,7 @@ impl Clock for FakeClock {
         self.wall.get().div_euclid(4_000) * 4_000
     }
     fn mono_us(&self) -> u64 {
+        self.mono_reads.set(self.mono_reads.get() + 1);
         self.mono.get()
     }
     fn pause(&self, d: Duration) {
@@ -150,6 +153,8 @@ fn burst_beyond_drift_bound_waits_for_the_clock() {
     // 40 ms of IDs, 5 ms of borrowing: about 35 ms of waiting, not more than a few ms extra.
     let paused_ms = c.paused_us.get() / 1000;
     assert!((34..=40).contains(&paused_ms), "paused {paused_ms} ms");
+    // The monotonic clock tells steps from bursts; with no step in sight it is read only at start.
+    assert_eq!(c.mono_reads.get(), 1);
 }
 
 #[test]
