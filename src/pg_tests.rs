@@ -12,8 +12,17 @@ mod tests {
         Spi::get_one::<T>(sql).expect("query failed").expect("NULL result")
     }
 
+    /// The tests run at once in separate sessions. Those that issue IDs hold this lock shared
+    /// until they end; the one that counts issued IDs server-wide holds it exclusively.
+    const ISSUING_LOCK: &str = "4242";
+
+    fn issuing() {
+        Spi::run(&format!("SELECT pg_advisory_xact_lock_shared({ISSUING_LOCK})")).unwrap();
+    }
+
     #[pg_test]
     fn nextval_is_increasing_unique_and_carries_the_node_id() {
+        issuing();
         let ids: Vec<i64> = Spi::connect(|c| {
             c.select("SELECT snowflake_nextval() FROM generate_series(1, 20000)", None, &[])
                 .unwrap()
@@ -28,6 +37,7 @@ mod tests {
 
     #[pg_test]
     fn ids_decode_to_now() {
+        issuing();
         let skew: f64 = scalar(
             "SELECT abs(extract(epoch FROM snowflake_timestamp(snowflake_nextval()) - clock_timestamp()))::float8",
         );
@@ -37,6 +47,7 @@ mod tests {
 
     #[pg_test]
     fn parse_agrees_with_the_single_decoders() {
+        issuing();
         let same: bool = scalar(
             "WITH i AS (SELECT snowflake_nextval() AS id FROM generate_series(1, 5000))
              SELECT bool_and(p.ts = snowflake_timestamp(id) AND p.node = snowflake_node(id)
@@ -50,6 +61,7 @@ mod tests {
 
     #[pg_test]
     fn from_timestamp_bounds_the_millisecond() {
+        issuing();
         let ok: bool = scalar(
             "WITH i AS (SELECT snowflake_nextval() AS id)
              SELECT snowflake_from_timestamp(snowflake_timestamp(id)) <= id
@@ -81,6 +93,7 @@ mod tests {
 
     #[pg_test]
     fn column_default_and_expression_index_work() {
+        issuing();
         Spi::run(
             "CREATE TABLE audit_log(id bigint PRIMARY KEY DEFAULT snowflake_nextval(), note text);
              CREATE INDEX audit_log_day ON audit_log ((snowflake_timestamp(id)));
@@ -96,6 +109,7 @@ mod tests {
 
     #[pg_test]
     fn stats_count_what_was_issued() {
+        Spi::run(&format!("SELECT pg_advisory_xact_lock({ISSUING_LOCK})")).unwrap();
         let before: i64 = scalar("SELECT issued FROM snowflake_stats()");
         let last: i64 = scalar("SELECT max(snowflake_nextval()) FROM generate_series(1, 777)");
         let (issued, last_id, node) = Spi::get_three::<i64, i64, i32>(
