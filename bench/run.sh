@@ -312,11 +312,16 @@ MACHINE="$CPU, $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GB RAM", $2/104857
 REF_RT=$(med rt select1)
 REF_BULK=$(med bulk select1)
 REF_CPU=$(med bulkcpu select1)
+# Paired runs: the median over the pairs of a ratio a/b, or of a difference a-b per bulk value (ns).
+pratio() { awk -F'\t' -v s="$1" -v a="$2" -v b="$3" '$1==s && $2==a {x[$3]=$4} $1==s && $2==b {y[$3]=$4}
+    END {for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r]}' "$RAW" | sort -g |
+  awk '{v[NR]=$1} END {if (NR) printf "%.3f", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; else print "nan"}'; }
+pdiff() { awk -F'\t' -v s="$1" -v a="$2" -v b="$3" '$1==s && $2==a {x[$3]=$4} $1==s && $2==b {y[$3]=$4}
+    END {for (r in x) if (r in y) print x[r] - y[r]}' "$RAW" | sort -g |
+  awk -v n="$BULK_N" '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; printf "%.1f", m * 1e6 / n}'; }
 # Net of the baseline: the median over the runs of (generator - baseline) in the same round of the
 # interleaved runs; and the best of 3 (fastest generator run minus fastest baseline run).
-pnet() { awk -F'\t' -v s="$1" -v c="$2" '$1==s && $2=="select1" {b[$3]=$4} $1==s && $2==c {g[$3]=$4}
-    END {for (r in g) if (r in b) print g[r] - b[r]}' "$RAW" | sort -g |
-  awk -v n="$BULK_N" '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)] * 1e6 / n}'; }
+pnet() { pdiff "$1" "$2" select1; }
 bmin() { awk -F'\t' -v s="$1" -v c="$2" '$1==s && $2==c && (m == "" || $4 < m) {m=$4} END {print m}' "$RAW"; }
 net_ns() { pnet bulk "$1"; }
 net_cpu() { pnet bulkcpu "$1"; }
@@ -325,13 +330,6 @@ SEQ1_NET=$(net_ns seq1)
 SF_NET=$(net_ns snowflake)
 SF_CPU=$(net_cpu snowflake); SEQ1_CPU=$(net_cpu seq1)
 SF_BEST=$(best_cpu snowflake); SEQ1_BEST=$(best_cpu seq1)
-# Paired runs: the median over the pairs of a ratio a/b, or of a difference a-b per bulk value (ns).
-pratio() { awk -F'\t' -v s="$1" -v a="$2" -v b="$3" '$1==s && $2==a {x[$3]=$4} $1==s && $2==b {y[$3]=$4}
-    END {for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r]}' "$RAW" | sort -g |
-  awk '{v[NR]=$1} END {if (NR) printf "%.3f", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; else print "nan"}'; }
-pdiff() { awk -F'\t' -v s="$1" -v a="$2" -v b="$3" '$1==s && $2==a {x[$3]=$4} $1==s && $2==b {y[$3]=$4}
-    END {for (r in x) if (r in y) print x[r] - y[r]}' "$RAW" | sort -g |
-  awk -v n="$BULK_N" '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; printf "%.1f", m * 1e6 / n}'; }
 P_RT=$(pratio prt snowflake select1); P_RT_RANDOM=$(pratio prt random select1)
 P_RTCPU=$(pratio prtcpu select1 snowflake); P_RTCPU_RANDOM=$(pratio prtcpu select1 random)
 P_BULK=$(pdiff pbulkcpu snowflake select1); P_BULK_RANDOM=$(pdiff pbulkcpu random select1)

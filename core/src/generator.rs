@@ -357,7 +357,6 @@ impl Generator {
         if lag_seen != 0 && (last + 1) >> SEQUENCE_BITS <= now {
             // The wall clock has caught up with the IDs after a step: trust it again.
             self.trust_wall(clock, now_us, lag_seen);
-            self.wall_high.fetch_max(now, Relaxed);
             return Ok(None);
         }
         let cand = (now << SEQUENCE_BITS).max(last + 1);
@@ -433,7 +432,6 @@ impl Generator {
             estimate_us
         } else {
             self.trust_wall_at(mono, now_us, lag_seen);
-            self.wall_high.fetch_max(rel_ms(now_us), Relaxed);
             now_us
         }
     }
@@ -455,6 +453,8 @@ impl Generator {
     /// preempted between its clock read and here), and clearing the step would make the next
     /// caller count and log it a second time.
     fn trust_wall_at(&self, mono: u64, now_us: i64, lag_seen: u64) {
+        // A reading taken as real time is also the newest high mark a step is measured from.
+        self.wall_high.fetch_max(rel_ms(now_us), Relaxed);
         if lag_seen == 0 {
             if self.step_lag.load(Relaxed) != 0 {
                 return;
