@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of snowflake_id, cheapest first:
 #   1. pure-Rust unit and property tests of the core (layout, generator, ceiling file);
-#   2. loom model check of the compare-and-swap generator;
+#   2. loom model check of the generator (compare-and-swap and fetch-and-add paths);
 #   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded);
 #   4. the pg13..pg18 features still compile;
 #   5. integration tests against real PostgreSQL 15 clusters started by the tests.

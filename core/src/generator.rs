@@ -228,6 +228,28 @@ impl Generator {
         }
     }
 
+    /// A state already running and leading its clock, for the loom models: reaching a lead
+    /// through [`Generator::next`] takes tens of thousands of IDs, too many to model-check.
+    /// `last_tick` is the last issued tick, `wall_high_ms` the highest wall reading seen (ms
+    /// since the epoch), `ceiling_ms` the saved ceiling, `now_us` / `mono_us` a trusted reading.
+    #[cfg(loom)]
+    pub fn loom_running(
+        last_tick: u64,
+        wall_high_ms: u64,
+        ceiling_ms: u64,
+        now_us: i64,
+        mono_us: u64,
+    ) -> Self {
+        let g = Self::new();
+        g.last.store(last_tick, Relaxed);
+        g.wall_high.store(wall_high_ms, Relaxed);
+        g.offset_us.store(now_us - mono_us as i64, Relaxed);
+        g.offset_at_us.store(mono_us, Relaxed);
+        g.started_unix_ms.store(now_us / 1000, Relaxed);
+        g.ceiling.store(ceiling_ms, Release);
+        g
+    }
+
     /// Issues the next tick: greater than every tick this state (and, through the ceiling,
     /// every earlier state on the same store) issued before. Counted in the shared counter slot.
     pub fn next(

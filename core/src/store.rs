@@ -164,7 +164,7 @@ mod tests {
         let cases: Vec<Vec<u8>> = vec![
             Vec::new(),
             good.replace("1735689601000", "1735689609000").into_bytes(),
-            good[..good.len() - 4].as_bytes().to_vec(),
+            good.as_bytes()[..good.len() - 4].to_vec(),
             vec![0xff, 0xfe, 0x00],
             good.replace("state 1", "state 9").into_bytes(),
         ];
