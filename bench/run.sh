@@ -67,8 +67,11 @@ GENS=(
   "offset|nextval('bench_seq_offset')|offset sequence (step 1024, start = node)"
   "tsstr|to_char(clock_timestamp(), 'YYYYMMDDHH24MISSUS')|timestamp string (µs)"
 )
-# Bulk only, for scale: the cost of calling a cheap built-in volatile function.
-BULK_EXTRA=("random|random()|random() (cheap built-in, for scale)")
+# Bulk and paired runs only, for scale: the cost of calling a cheap function.
+# isn_weak() is a C function of the contrib extension isn that only returns a setting: what calling
+# any extension's C function costs, next to which snowflake_nextval()'s own work can be seen.
+BULK_EXTRA=("random|random()|random() (cheap built-in, for scale)"
+            "isnweak|isn_weak()|isn_weak() (contrib isn: a C function returning a setting)")
 gname() { echo "${1%%|*}"; }
 gexpr() { local r=${1#*|}; echo "${r%%|*}"; }
 glabel() { echo "${1##*|}"; }
@@ -164,11 +167,13 @@ BULK_ISSUED=$(( $(stat issued) - ISSUED0 ))
 # 2c. Paired runs. On a shared VM the machine's speed drifts by tens of percent over minutes, more
 # than the differences measured here, so medians of runs minutes apart carry that drift. Here each
 # pair is SELECT 1, snowflake_nextval() and random() back to back in short runs: one ratio (round
-# trip) or difference (bulk) per pair, and the median over the pairs.
+# trip) or difference (bulk) per pair, and the median over the pairs. random() and isn_weak() show
+# what calling a built-in and an extension's C function costs by itself.
 PAIRS=${BENCH_PAIRS:-$([ "$QUICK" = 1 ] && echo 3 || echo 10)}
 PAIR_T=${BENCH_PAIR_T:-$([ "$QUICK" = 1 ] && echo 1 || echo 4)}
-PAIR_GENS=(select1 snowflake random)
+PAIR_GENS=(select1 snowflake random isnweak)
 echo "SELECT random();" > "$WORK/rt_random.sql"
+echo "SELECT isn_weak();" > "$WORK/rt_isnweak.sql"
 echo "== 2c. paired runs: $PAIRS x (${PAIR_GENS[*]}), round trip -T $PAIR_T, then bulk"
 for i in $(seq "$PAIRS"); do
   line="   pair $i:"
@@ -331,8 +336,10 @@ SF_NET=$(net_ns snowflake)
 SF_CPU=$(net_cpu snowflake); SEQ1_CPU=$(net_cpu seq1)
 SF_BEST=$(best_cpu snowflake); SEQ1_BEST=$(best_cpu seq1)
 P_RT=$(pratio prt snowflake select1); P_RT_RANDOM=$(pratio prt random select1)
+P_RT_ISN=$(pratio prt isnweak select1); P_RT_SF_ISN=$(pratio prt snowflake isnweak)
 P_RTCPU=$(pratio prtcpu select1 snowflake); P_RTCPU_RANDOM=$(pratio prtcpu select1 random)
 P_BULK=$(pdiff pbulkcpu snowflake select1); P_BULK_RANDOM=$(pdiff pbulkcpu random select1)
+P_BULK_ISN=$(pdiff pbulkcpu isnweak select1)
 P_BULK_WALL=$(pdiff pbulk snowflake select1); P_BULK_WALL_RANDOM=$(pdiff pbulk random select1)
 SF_RT_RATIO=$(calc %.3f "$(med rt snowflake) / $REF_RT")
 SF_RT_CPU=$(calc %.3f "$(med rtcpu select1) / $(med rtcpu snowflake)")
@@ -370,7 +377,7 @@ echo "## Targets"
 echo
 echo "| target | measured | |"
 echo "|---|---|---|"
-echo "| round trip: snowflake_nextval() >= 0.97 of SELECT 1 | $PAIRS paired runs (median): tps $P_RT, server CPU $P_RTCPU (random(): $P_RT_RANDOM, $P_RTCPU_RANDOM); medians of the $REPS long runs: tps $SF_RT_RATIO, server CPU $SF_RT_CPU | paired tps: $(yes_no "$P_RT >= 0.97"); long runs: $(yes_no "$SF_RT_RATIO >= 0.97") |"
+echo "| round trip: snowflake_nextval() >= 0.97 of SELECT 1 | $PAIRS paired runs (median): tps $P_RT, server CPU $P_RTCPU (random(): $P_RT_RANDOM, $P_RTCPU_RANDOM; isn_weak(): $P_RT_ISN; snowflake_nextval() / isn_weak(): $P_RT_SF_ISN); medians of the $REPS long runs: tps $SF_RT_RATIO, server CPU $SF_RT_CPU | paired tps: $(yes_no "$P_RT >= 0.97"); long runs: $(yes_no "$SF_RT_RATIO >= 0.97") |"
 echo "| bulk: $BULK_N IDs within the drift bound | max lead $BULK_BORROWED ms of $MAX_DRIFT, $BULK_WAITS drift waits | $(yes_no "$BULK_WAITS == 0 && $BULK_BORROWED < $MAX_DRIFT") |"
 echo "| bulk: at CPU speed, a few tens of ns per ID (net of the baseline; taken as < 50) | $PAIRS paired runs (median): backend CPU $P_BULK ns/ID, wall clock $P_BULK_WALL ns/ID (random(): $P_BULK_RANDOM and $P_BULK_WALL_RANDOM); $REPS long rounds: backend CPU $SF_CPU ns/ID (median), $SF_BEST ns/ID (best of $REPS), wall clock $SF_NET ns/ID | paired CPU: $(yes_no "$P_BULK < 50"); best of $REPS: $(yes_no "$SF_BEST < 50") |"
 echo "| bulk: >= 2x faster than nextval() cache 1 | CPU: $(calc %.1f "$SEQ1_CPU / $SF_CPU")x (paired), $(calc %.1f "$SEQ1_BEST / $SF_BEST")x (best of $REPS); wall clock: $(calc %.1f "$SEQ1_NET / $SF_NET")x | $(yes_no "$SEQ1_BEST >= 2 * $SF_BEST && $SEQ1_NET >= 2 * $SF_NET") |"
@@ -421,20 +428,21 @@ echo
 echo "snowflake_nextval() over the $REPS bulk runs ($BULK_ISSUED IDs, expected $((REPS * BULK_N))): largest lead of an ID over"
 echo "the clock $BULK_BORROWED ms (bound $MAX_DRIFT ms), drift waits $BULK_WAITS. $BULK_N IDs are $(calc %.0f "$BULK_N / 4096") ms of ID space."
 echo
-echo "### Paired runs: SELECT 1, snowflake_nextval() and random() back to back, $PAIRS times"
+echo "### Paired runs: SELECT 1, snowflake_nextval(), random() and isn_weak() back to back, $PAIRS times"
 echo
 echo "The machine's speed drifts over minutes (a shared VM), so the cases above, each run minutes apart from"
-echo "its reference, carry that drift. Here every pair runs the three back to back: round trip pgbench"
+echo "its reference, carry that drift. Here every pair runs the four back to back: round trip pgbench"
 echo "\`-T $PAIR_T -c $CLIENTS -j $THREADS\`, then the bulk query over $BULK_N values. Ratios and differences are taken"
-echo "within each pair; the figure is their median."
+echo "within each pair; the figure is their median. \`random()\` is a built-in function and \`isn_weak()\` a C function"
+echo "of the contrib extension \`isn\` that only returns a setting: what a call costs before the function does anything."
 echo
-echo "| pair | round trip tps: SELECT 1 / snowflake / random | snowflake / SELECT 1 | bulk backend CPU ms: SELECT 1 / snowflake / random | snowflake net ns/ID |"
-echo "|---|---|---:|---|---:|"
+echo "| pair | round trip tps: SELECT 1 / snowflake / random / isn_weak | snowflake / SELECT 1 | snowflake / isn_weak | bulk backend CPU ms: SELECT 1 / snowflake / random / isn_weak | snowflake net ns/ID |"
+echo "|---|---|---:|---:|---|---:|"
 for i in $(seq "$PAIRS"); do
   v() { awk -F'\t' -v s="$1" -v c="$2" -v r="$i" '$1==s && $2==c && $3==r {print $4}' "$RAW"; }
-  echo "| $i | $(calc %.0f "$(v prt select1)") / $(calc %.0f "$(v prt snowflake)") / $(calc %.0f "$(v prt random)") | $(calc %.3f "$(v prt snowflake) / $(v prt select1)") | $(v pbulkcpu select1) / $(v pbulkcpu snowflake) / $(v pbulkcpu random) | $(calc %.1f "($(v pbulkcpu snowflake) - $(v pbulkcpu select1)) * 1e6 / $BULK_N") |"
+  echo "| $i | $(calc %.0f "$(v prt select1)") / $(calc %.0f "$(v prt snowflake)") / $(calc %.0f "$(v prt random)") / $(calc %.0f "$(v prt isnweak)") | $(calc %.3f "$(v prt snowflake) / $(v prt select1)") | $(calc %.3f "$(v prt snowflake) / $(v prt isnweak)") | $(v pbulkcpu select1) / $(v pbulkcpu snowflake) / $(v pbulkcpu random) / $(v pbulkcpu isnweak) | $(calc %.1f "($(v pbulkcpu snowflake) - $(v pbulkcpu select1)) * 1e6 / $BULK_N") |"
 done
-echo "| **median** | | **$P_RT** (random(): $P_RT_RANDOM) | | **$P_BULK** (random(): $P_BULK_RANDOM) |"
+echo "| **median** | | **$P_RT** (random(): $P_RT_RANDOM, isn_weak(): $P_RT_ISN) | **$P_RT_SF_ISN** | | **$P_BULK** (random(): $P_BULK_RANDOM, isn_weak(): $P_BULK_ISN) |"
 echo
 echo "### Sustained rate: $LONG_N IDs in one query, then $((LONG_N / 2)) in each of 2 backends at once"
 echo

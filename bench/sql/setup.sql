@@ -1,5 +1,8 @@
 -- Objects the benchmark uses; loaded once into a fresh cluster by bench/run.sh.
 CREATE EXTENSION snowflake_id;
+-- contrib isn, for isn_weak(): a C function that only returns a setting, the cost of calling any
+-- extension's C function (bench/run.sh compares snowflake_nextval() with it).
+CREATE EXTENSION isn;
 
 -- Sequences: the usual per-table counter (cache 1, the default, and cache 100), and the
 -- MySQL auto_increment_increment/auto_increment_offset pattern for multi-master: every node
