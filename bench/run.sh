@@ -166,9 +166,9 @@ BULK_ISSUED=$(( $(stat issued) - ISSUED0 ))
 
 # 2c. Paired runs. On a shared VM the machine's speed drifts by tens of percent over minutes, more
 # than the differences measured here, so medians of runs minutes apart carry that drift. Here each
-# pair is SELECT 1, snowflake_nextval() and random() back to back in short runs: one ratio (round
-# trip) or difference (bulk) per pair, and the median over the pairs. random() and isn_weak() show
-# what calling a built-in and an extension's C function costs by itself.
+# pair is SELECT 1, snowflake_nextval(), random() and isn_weak() back to back in short runs: one
+# ratio (round trip) or difference (bulk) per pair, and the median over the pairs. random() and
+# isn_weak() show what calling a built-in and an extension's C function costs by itself.
 PAIRS=${BENCH_PAIRS:-$([ "$QUICK" = 1 ] && echo 3 || echo 10)}
 PAIR_T=${BENCH_PAIR_T:-$([ "$QUICK" = 1 ] && echo 1 || echo 4)}
 PAIR_GENS=(select1 snowflake random isnweak)
