@@ -88,12 +88,49 @@ fn check(per_thread: Vec<Vec<u64>>) {
     assert_eq!(all.len(), n, "duplicate ID in {per_thread:?}");
 }
 
-fn run(threads: usize, ids_each: usize, pre_started: bool, step_back_us: Option<i64>) {
+/// Every interleaving of `f`, up to 3 preemptions: that bound keeps the search to seconds and
+/// covers every interleaving of the load / compare-and-swap (or fetch-and-add) pairs of two or
+/// three threads.
+fn explore(f: impl Fn() + Sync + Send + 'static) {
     let mut model = loom::model::Builder::new();
-    // Bounded preemptions keep the search to seconds; 3 covers every interleaving of the
-    // load / compare-and-swap pairs of two or three threads.
     model.preemption_bound = Some(3);
-    model.check(move || {
+    model.check(f);
+}
+
+/// `threads` threads take `ids_each` IDs each from `g`, the clock stepping back by `step_back_us`
+/// meanwhile if given; `inspect` sees each tick as it is issued. Then the checks of [`check`].
+#[allow(clippy::too_many_arguments)]
+fn draw(
+    threads: usize,
+    ids_each: usize,
+    g: Arc<Generator>,
+    clock: &StepClock,
+    store: &Store,
+    cfg: Config,
+    step_back_us: Option<i64>,
+    inspect: impl Fn(u64) + Clone + Send + 'static,
+) {
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let (g, clock, store, inspect) = (g.clone(), clock.clone(), store.clone(), inspect.clone());
+        handles.push(thread::spawn(move || {
+            (0..ids_each)
+                .map(|_| {
+                    let tick = g.next(&clock, &store, &cfg).unwrap().tick;
+                    inspect(tick);
+                    tick
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    if let Some(us) = step_back_us {
+        clock.step_back(us);
+    }
+    check(handles.into_iter().map(|h| h.join().unwrap()).collect());
+}
+
+fn run(threads: usize, ids_each: usize, pre_started: bool, step_back_us: Option<i64>) {
+    explore(move || {
         let clock = StepClock::new(0);
         let store = Store::default();
         let g = Arc::new(Generator::new());
@@ -101,17 +138,7 @@ fn run(threads: usize, ids_each: usize, pre_started: bool, step_back_us: Option<
         if pre_started {
             g.next(&clock, &store, &cfg).unwrap();
         }
-        let mut handles = Vec::new();
-        for _ in 0..threads {
-            let (g, clock, store) = (g.clone(), clock.clone(), store.clone());
-            handles.push(thread::spawn(move || {
-                (0..ids_each).map(|_| g.next(&clock, &store, &cfg).unwrap().tick).collect::<Vec<_>>()
-            }));
-        }
-        if let Some(us) = step_back_us {
-            clock.step_back(us);
-        }
-        check(handles.into_iter().map(|h| h.join().unwrap()).collect());
+        draw(threads, ids_each, g, &clock, &store, cfg, step_back_us, |_| {});
     });
 }
 
@@ -164,9 +191,7 @@ impl Default for Burst {
 /// through the fetch-and-add path. Every tick must be new, increasing per thread, below the
 /// ceiling saved when it was issued, and within the drift bound of real time.
 fn run_leading(b: Burst) {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(3);
-    model.check(move || {
+    explore(move || {
         let clock = StepClock::new(b.coarse_lag_ms * 1000);
         let now_ms = clock.real_ms();
         let first = ((now_ms + b.lead_ms) << SEQUENCE_BITS) | 4094;
@@ -175,27 +200,14 @@ fn run_leading(b: Burst) {
         store.save(ceiling).unwrap();
         let g = Arc::new(Generator::loom_running(first, now_ms, ceiling, NOW_US, clock.mono_us()));
         let cfg = Config { max_drift_ms: b.max_drift_ms, ceiling_lead_ms: b.ceiling_lead_ms };
-        let mut handles = Vec::new();
-        for _ in 0..2 {
-            let (g, clock, store) = (g.clone(), clock.clone(), store.clone());
-            handles.push(thread::spawn(move || {
-                (0..2)
-                    .map(|_| {
-                        let tick = g.next(&clock, &store, &cfg).unwrap().tick;
-                        let ms = tick >> SEQUENCE_BITS;
-                        assert!(tick > first, "tick {tick:#x} not above the burst's {first:#x}");
-                        assert!(ms < store.saved(), "tick in ms {ms} not below the saved ceiling");
-                        let real = clock.real_ms();
-                        assert!(ms <= real + b.max_drift_ms, "ms {ms} too far ahead of {real}");
-                        tick
-                    })
-                    .collect::<Vec<_>>()
-            }));
-        }
-        if let Some(us) = b.step_back_us {
-            clock.step_back(us);
-        }
-        check(handles.into_iter().map(|h| h.join().unwrap()).collect());
+        let (c, st) = (clock.clone(), store.clone());
+        draw(2, 2, g, &clock, &store, cfg, b.step_back_us, move |tick| {
+            let ms = tick >> SEQUENCE_BITS;
+            assert!(tick > first, "tick {tick:#x} not above the burst's {first:#x}");
+            assert!(ms < st.saved(), "tick in ms {ms} not below the saved ceiling");
+            let real = c.real_ms();
+            assert!(ms <= real + b.max_drift_ms, "ms {ms} too far ahead of {real}");
+        });
     });
 }
 
