@@ -12,14 +12,16 @@
 //! nothing, so a replicated registry sees one INSERT per server (and an UPDATE/DELETE only when
 //! its node id, host or port change).
 //!
+//! Both functions run SQL, so both pin `search_path` to `pg_catalog, pg_temp` and qualify
+//! the registry with the extension's schema: nothing a role plants in a schema on the caller's
+//! path (a better-matching `count()` or operator) runs with the caller's rights.
+//!
 //! Limitation: a physical clone (pg_basebackup, promoted standby) keeps the system identifier
 //! of its origin, so a clone configured with its origin's node id is not told apart here.
 
-use crate::guc;
-use pgrx::pg_sys::panic::ErrorReport;
+use crate::{errors, shmem};
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal, SpiClient};
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::spi::{quote_identifier, SpiClient};
 
 extension_sql!(
     r#"
@@ -33,21 +35,24 @@ CREATE TABLE snowflake_nodes (
 );
 COMMENT ON TABLE snowflake_nodes IS
   'snowflake_id: servers issuing Snowflake IDs (one row per server); replicate it between the nodes of a cluster and run snowflake_check_nodes() to find node id clashes';
+-- Its rows are the cluster's configuration: pg_dump keeps them.
+SELECT pg_catalog.pg_extension_config_dump('snowflake_nodes', '');
 "#,
     name = "snowflake_nodes_table",
 );
 
-/// Schema of the extension (where `snowflake_nodes` lives), quoted.
-fn ext_schema(client: &SpiClient<'_>) -> String {
+/// Schema of the extension (where `snowflake_nodes` and the functions live), quoted.
+pub fn ext_schema(client: &SpiClient<'_>) -> String {
     let schema: Option<String> = client
         .select(
-            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+            "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e \
+             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
              WHERE e.extname = 'snowflake_id'",
             None,
             &[],
         )
-        .ok()
-        .and_then(|t| t.first().get_one().ok().flatten());
+        .and_then(|t| t.first().get_one())
+        .unwrap_or_else(|e| errors::spi("could not find the extension's schema", e));
     quote_identifier(schema.unwrap_or_else(|| "public".into()))
 }
 
@@ -55,7 +60,7 @@ fn ext_schema(client: &SpiClient<'_>) -> String {
 /// anything was written.
 fn register(client: &mut SpiClient<'_>, node_id: i32) -> bool {
     let registry = format!("{}.snowflake_nodes", ext_schema(client));
-    let me = "(SELECT system_identifier FROM pg_control_system())";
+    let me = "(SELECT system_identifier FROM pg_catalog.pg_control_system())";
     let removed = client
         .update(
             &format!("DELETE FROM {registry} WHERE system_identifier = {me} AND node_id <> $1"),
@@ -63,14 +68,15 @@ fn register(client: &mut SpiClient<'_>, node_id: i32) -> bool {
             &[node_id.into()],
         )
         .map(|t| t.len())
-        .unwrap_or_else(|e| error!("snowflake_id: could not update snowflake_nodes: {e}"));
+        .unwrap_or_else(|e| errors::spi("could not update snowflake_nodes", e));
     let upserted = client
         .update(
             &format!(
                 "INSERT INTO {registry} AS r (node_id, system_identifier, host, port) \
                  VALUES ($1, {me}, \
-                         coalesce(host(inet_server_addr()), current_setting('listen_addresses')), \
-                         current_setting('port')::int) \
+                         pg_catalog.coalesce(pg_catalog.host(pg_catalog.inet_server_addr()), \
+                                  pg_catalog.current_setting('listen_addresses')), \
+                         pg_catalog.current_setting('port')::pg_catalog.int4) \
                  ON CONFLICT (node_id, system_identifier) DO UPDATE \
                    SET host = EXCLUDED.host, port = EXCLUDED.port \
                    WHERE (r.host, r.port) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.port) \
@@ -80,22 +86,32 @@ fn register(client: &mut SpiClient<'_>, node_id: i32) -> bool {
             &[node_id.into()],
         )
         .map(|t| t.len())
-        .unwrap_or_else(|e| error!("snowflake_id: could not update snowflake_nodes: {e}"));
+        .unwrap_or_else(|e| errors::spi("could not update snowflake_nodes", e));
     removed + upserted > 0
-}
-
-fn configured_node_id() -> Option<i32> {
-    let n = guc::NODE_ID.get();
-    (n >= 0).then_some(n)
 }
 
 /// Records this server (node id, system identifier, host, port) in `snowflake_nodes`. Returns
 /// the node id registered. An ERROR if `snowflake_id.node_id` is not set.
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 fn snowflake_register_node() -> i32 {
-    let Some(node_id) = configured_node_id() else { crate::errors::node_id_unset() };
+    let node_id = i32::from(shmem::node_id());
     Spi::connect_mut(|client| register(client, node_id));
     node_id
+}
+
+/// Whether the current role may register: every privilege the upsert and delete need.
+fn may_register(client: &SpiClient<'_>, registry: &str) -> bool {
+    client
+        .select(
+            "SELECT pg_catalog.bool_and(pg_catalog.has_table_privilege($1::pg_catalog.regclass, p)) \
+             FROM pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p",
+            None,
+            &[registry.into()],
+        )
+        .and_then(|t| t.first().get_one::<bool>())
+        .unwrap_or_else(|e| errors::spi("could not check privileges on snowflake_nodes", e))
+        .unwrap_or(false)
 }
 
 fn writable() -> bool {
@@ -108,6 +124,7 @@ fn writable() -> bool {
 /// may write the registry). Raises a
 /// WARNING naming every clash; returns no rows when there is none.
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn snowflake_check_nodes() -> TableIterator<
     'static,
@@ -122,39 +139,27 @@ fn snowflake_check_nodes() -> TableIterator<
 > {
     let rows = Spi::connect_mut(|client| {
         let registry = format!("{}.snowflake_nodes", ext_schema(client));
-        if let (Some(node_id), true) = (configured_node_id(), writable()) {
+        shmem::require_preloaded();
+        if let (Some(node_id), true) = (crate::guc::node_id(), writable()) {
             // A role that may only read the registry checks it without registering.
-            let may_write: bool = client
-                .select(
-                    &format!(
-                        "SELECT has_table_privilege({}, 'INSERT, UPDATE, DELETE')",
-                        quote_literal(&registry)
-                    ),
-                    None,
-                    &[],
-                )
-                .and_then(|t| t.first().get_one())
-                .ok()
-                .flatten()
-                .unwrap_or(false);
-            if may_write {
-                register(client, node_id);
+            if may_register(client, &registry) {
+                register(client, i32::from(node_id));
             }
         }
         let table = client
             .select(
                 &format!(
                     "SELECT r.node_id, r.system_identifier, r.host, r.port, r.registered_at, \
-                            r.system_identifier = (SELECT system_identifier FROM pg_control_system()) \
+                            r.system_identifier = (SELECT system_identifier FROM pg_catalog.pg_control_system()) \
                      FROM {registry} r \
                      WHERE r.node_id IN (SELECT node_id FROM {registry} GROUP BY node_id \
-                                         HAVING count(DISTINCT system_identifier) > 1) \
+                                         HAVING pg_catalog.count(DISTINCT system_identifier) > 1) \
                      ORDER BY r.node_id, r.system_identifier"
                 ),
                 None,
                 &[],
             )
-            .unwrap_or_else(|e| error!("snowflake_id: could not read snowflake_nodes: {e}"));
+            .unwrap_or_else(|e| errors::spi("could not read snowflake_nodes", e));
         table
             .map(|row| {
                 (
@@ -184,24 +189,7 @@ fn snowflake_check_nodes() -> TableIterator<
         }
         let list: Vec<String> =
             by_node.iter().map(|(n, v)| format!("node id {n}: {}", v.join(", "))).collect();
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_WARNING,
-            format!(
-                "snowflake_id: {} node id{} used by more than one server: {}",
-                by_node.len(),
-                if by_node.len() == 1 { " is" } else { "s are" },
-                list.join("; ")
-            ),
-            "snowflake_id",
-        )
-        .set_detail("Servers sharing a node id can issue the same Snowflake ID in the same millisecond.")
-        .set_hint(
-            "Give each server its own snowflake_id.node_id in postgresql.conf and reload; the \
-             registry row of a server is replaced when it registers again \
-             (SELECT snowflake_register_node()). Delete rows of servers that no longer exist \
-             from snowflake_nodes.",
-        )
-        .report(PgLogLevel::WARNING);
+        errors::node_id_clash(&list);
     }
     TableIterator::new(rows)
 }

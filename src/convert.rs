@@ -10,16 +10,19 @@
 //!   table whose column is narrower than `bigint`, a relation that is not a table.
 //!
 //! Runs as one transaction step under an ACCESS EXCLUSIVE lock, so no row can slip in between
-//! the check and the change.
+//! the check and the change. Only the table's owner may convert it, checked before the lock is
+//! taken or a row read. The function pins `search_path` to `pg_catalog, pg_temp` and qualifies
+//! every name it uses: nothing another role planted on the caller's path runs.
 
-use crate::errors::raise;
+use crate::errors::{self, raise};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use pgrx::PgSqlErrorCode;
+use snowflake_core::clock::SystemClock;
 use snowflake_core::layout;
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    error!("snowflake_id: snowflake_convert_column: {e}")
+    errors::spi("snowflake_convert_column", e)
 }
 
 fn exec(client: &mut SpiClient<'_>, sql: &str) {
@@ -36,19 +39,13 @@ struct Column {
     default_expr: Option<String>,
 }
 
-fn now_unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Converts `tbl.col` to `bigint DEFAULT snowflake_nextval()`; returns what was done.
 #[pg_extern(
     volatile,
     sql = r#"
 CREATE FUNCTION snowflake_convert_column(tbl regclass, col text) RETURNS text
     VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c
+    SET search_path TO pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 COMMENT ON FUNCTION snowflake_convert_column(regclass, text) IS
   'snowflake_id: switch a serial/bigserial/identity/integer column to bigint DEFAULT snowflake_nextval(), keeping its rows';
@@ -59,10 +56,24 @@ fn snowflake_convert_column(tbl: pg_sys::Oid, col: &str) -> String {
 }
 
 fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
-    let table_name: String = client
-        .select("SELECT $1::regclass::text", None, &[tbl.into()])
-        .and_then(|t| t.first().get_one())
-        .unwrap_or_else(|e| spi_err(e))
+    // With search_path pinned, regclass output is schema-qualified.
+    let found = client
+        .select(
+            "SELECT c.oid::pg_catalog.regclass::pg_catalog.text, \
+                    pg_catalog.pg_has_role(c.relowner, 'USAGE') \
+             FROM pg_catalog.pg_class c WHERE c.oid = $1",
+            None,
+            &[tbl.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e));
+    let (table_name, owner) = found
+        .into_iter()
+        .next()
+        .map(|r| {
+            let name: String = r.get(1).ok().flatten().unwrap_or_default();
+            let owner: bool = r.get(2).ok().flatten().unwrap_or(false);
+            (name, owner)
+        })
         .unwrap_or_else(|| {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
@@ -71,16 +82,20 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
                 "Pass an existing table, e.g. snowflake_convert_column('public.orders', 'id').",
             )
         });
+    if !owner {
+        errors::not_owner(&table_name);
+    }
     exec(client, &format!("LOCK TABLE {table_name} IN ACCESS EXCLUSIVE MODE"));
 
     let found = client
         .select(
-            "SELECT c.relkind::text, format_type(a.atttypid, NULL), a.attidentity::text, \
-                    a.attgenerated::text, pg_get_serial_sequence($1::regclass::text, a.attname), \
-                    pg_get_expr(d.adbin, d.adrelid) \
-             FROM pg_class c \
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-             LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum \
+            "SELECT c.relkind::pg_catalog.text, pg_catalog.format_type(a.atttypid, NULL), \
+                    a.attidentity::pg_catalog.text, a.attgenerated::pg_catalog.text, \
+                    pg_catalog.pg_get_serial_sequence($1::pg_catalog.regclass::pg_catalog.text, a.attname), \
+                    pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum \
              WHERE c.oid = $1 AND a.attname = $2",
             None,
             &[tbl.into(), col.into()],
@@ -131,17 +146,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
             "Drop the generation expression first (ALTER TABLE ... ALTER COLUMN ... DROP EXPRESSION).",
         );
     }
-    let schema: String = client
-        .select(
-            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
-             WHERE e.extname = 'snowflake_id'",
-            None,
-            &[],
-        )
-        .and_then(|t| t.first().get_one())
-        .unwrap_or_else(|e| spi_err(e))
-        .unwrap_or_else(|| "public".into());
-    let new_default = format!("{}.snowflake_nextval()", quote_identifier(&schema));
+    let new_default = format!("{}.snowflake_nextval()", crate::cluster::ext_schema(client));
 
     let default = c.default_expr.clone().unwrap_or_default();
     if c.identity.is_empty() && default.contains("snowflake_nextval()") && c.type_name == "bigint" {
@@ -160,12 +165,13 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
     // Foreign keys elsewhere must hold 63-bit values too.
     let narrow_refs: Vec<String> = client
         .select(
-            "SELECT format('%s.%I (%s)', fk.conrelid::regclass, a.attname, format_type(a.atttypid, NULL)) \
-             FROM pg_constraint fk \
-             JOIN pg_attribute pa ON pa.attrelid = fk.confrelid AND pa.attname = $2 \
-             JOIN LATERAL unnest(fk.confkey, fk.conkey) AS k(ref, loc) ON k.ref = pa.attnum \
-             JOIN pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = k.loc \
-             WHERE fk.contype = 'f' AND fk.confrelid = $1 AND a.atttypid <> 'bigint'::regtype \
+            "SELECT pg_catalog.format('%s.%I (%s)', fk.conrelid::pg_catalog.regclass, a.attname, \
+                                      pg_catalog.format_type(a.atttypid, NULL)) \
+             FROM pg_catalog.pg_constraint fk \
+             JOIN pg_catalog.pg_attribute pa ON pa.attrelid = fk.confrelid AND pa.attname = $2 \
+             JOIN LATERAL pg_catalog.unnest(fk.confkey, fk.conkey) AS k(ref, loc) ON k.ref = pa.attnum \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = k.loc \
+             WHERE fk.contype = 'f' AND fk.confrelid = $1 AND a.atttypid <> 'pg_catalog.int8'::pg_catalog.regtype \
              ORDER BY 1",
             None,
             &[tbl.into(), col.into()],
@@ -186,7 +192,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
     }
 
     // Existing values must sort below every new ID.
-    let first_new = layout::first_id_at(now_unix_ms()).unwrap_or_else(|e| {
+    let first_new = layout::first_id_at(SystemClock::unix_ms()).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
             format!("snowflake_id: {e}"),
@@ -195,7 +201,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         )
     });
     let max_existing: Option<i64> = client
-        .select(&format!("SELECT max({qcol})::bigint FROM {}", c.table), None, &[])
+        .select(&format!("SELECT pg_catalog.max({qcol})::pg_catalog.int8 FROM {}", c.table), None, &[])
         .and_then(|t| t.first().get_one())
         .unwrap_or_else(|e| spi_err(e));
     if let Some(max) = max_existing.filter(|&m| m >= first_new) {

@@ -1,10 +1,12 @@
-//! Every ERROR the extension raises: SQLSTATE, message, and a HINT saying how to fix it.
+//! Every ERROR and WARNING the extension raises: SQLSTATE, message, and a HINT saying how to fix
+//! it. Paths inside the data directory go to the server log only (`LOG_SERVER_ONLY`): clients
+//! that may not read `data_directory` must not learn it from a message either.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 use snowflake_core::generator::{Event, GenError};
 use snowflake_core::layout::{self, LayoutError};
-use snowflake_core::store::StoreError;
+use snowflake_core::store::{StoreError, Writer};
 
 pub fn raise(code: PgSqlErrorCode, message: String, detail: Option<String>, hint: &str) -> ! {
     let mut report = ErrorReport::new(code, message, "snowflake_id").set_hint(hint);
@@ -13,6 +15,19 @@ pub fn raise(code: PgSqlErrorCode, message: String, detail: Option<String>, hint
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR returns control to PostgreSQL")
+}
+
+fn warn(message: String, detail: String, hint: &str) {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, message, "snowflake_id")
+        .set_detail(detail)
+        .set_hint(hint)
+        .report(PgLogLevel::WARNING);
+}
+
+/// A line for the server log only, never sent to the client.
+pub fn server_log(message: String) {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message, "snowflake_id")
+        .report(PgLogLevel::LOG_SERVER_ONLY);
 }
 
 pub fn not_preloaded() -> ! {
@@ -32,34 +47,53 @@ pub fn node_id_unset() -> ! {
         "snowflake_id.node_id is not set".into(),
         Some("Every server issuing Snowflake IDs needs its own node id, 0 to 1023.".into()),
         "Set snowflake_id.node_id in postgresql.conf (or with ALTER SYSTEM SET \
-         snowflake_id.node_id = <n>) to a value no other server uses, then reload the \
-         configuration with SELECT pg_reload_conf().",
+         snowflake_id.node_id = <n>) to a value no other server uses, then restart the server.",
     )
 }
 
 pub fn generator(e: GenError) -> ! {
     match e {
-        GenError::Store(e @ StoreError::Corrupt { .. }) => raise(
+        GenError::Store(e) => store(e),
+        GenError::Horizon => raise(
+            PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+            format!("snowflake_id: {e}"),
+            Some("No ID was issued.".into()),
+            "The 41-bit millisecond field of the Snowflake layout ends on 2094-09-07; check the \
+             system clock. A node whose IDs reached the end needs a new node id and its state \
+             file removed.",
+        ),
+        GenError::ClockBeforeEpoch { .. } => raise(
+            PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+            format!("snowflake_id: {e}"),
+            Some("No ID was issued and nothing was saved; IDs flow as soon as the clock is right.".into()),
+            "Check the system clock and the time service (chrony or ntpd): the server's clock is \
+             before 2025-01-01, which no Snowflake ID can carry.",
+        ),
+    }
+}
+
+/// A state-file error: the client sees what went wrong, the server log also where.
+fn store(e: StoreError) -> ! {
+    server_log(format!("snowflake_id: {e}"));
+    match e {
+        StoreError::Corrupt { reason, .. } => raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            e.to_string(),
-            Some("The file holds a millisecond above every ID this server issued; without it, IDs \
-                  issued after a restart could repeat old ones. No ID was issued."
+            format!("snowflake_id state file is corrupted: {reason}"),
+            Some("The file (snowflake_id.state in the data directory; the server log names it) \
+                  holds a millisecond above every ID this server issued; without it, IDs issued \
+                  after a restart could repeat old ones. No ID was issued."
                 .into()),
             "Restore the file from a backup, or, once the clock is certainly past every ID this \
              node ever issued (check SELECT max(id) of your tables with snowflake_timestamp()), \
              remove it; the generator then starts from the clock.",
         ),
-        GenError::Store(e @ StoreError::Io { .. }) => raise(
+        StoreError::Io { op, source, .. } => raise(
             PgSqlErrorCode::ERRCODE_IO_ERROR,
-            e.to_string(),
-            Some("No ID was issued: none may be issued beyond a ceiling that is not saved.".into()),
+            format!("could not {op} snowflake_id state file: {source}"),
+            Some("No ID was issued: none may be issued beyond a ceiling that is not saved. The \
+                  server log names the file."
+                .into()),
             "Check the permissions and free space of the data directory.",
-        ),
-        GenError::Horizon => raise(
-            PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
-            e.to_string(),
-            None,
-            "The 41-bit millisecond field of the Snowflake layout ends in 2094; check the system clock.",
         ),
     }
 }
@@ -88,22 +122,90 @@ pub fn bad_timestamp(what: String) -> ! {
     )
 }
 
+/// An SPI failure inside one of the extension's own statements.
+pub fn spi(what: &str, e: pgrx::spi::SpiError) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("snowflake_id: {what}: {e}"),
+        None,
+        "This is a bug in snowflake_id unless another error was reported just before.",
+    )
+}
+
+pub fn not_owner(table: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("snowflake_id: must be owner of table {table}"),
+        None,
+        "Run snowflake_convert_column() as the table's owner (or a member of the owning role).",
+    )
+}
+
+fn who(w: Option<Writer>) -> String {
+    match w {
+        Some(w) => format!("system {} as node id {}", w.system_identifier, w.node_id),
+        None => "an unknown server".into(),
+    }
+}
+
 /// Reports what the generator noticed, as a WARNING (to the client and the server log).
 pub fn report_event(event: Event) {
-    let (message, detail) = match event {
-        Event::ClockStepBack { ms } => (
+    let hint = "Check the time service (chrony or ntpd); snowflake_stats() counts clock steps.";
+    match event {
+        Event::ClockStepBack { ms } => warn(
             format!("snowflake_id: the system clock stepped back by {ms} ms"),
             "IDs go on strictly increasing from the generator's logical clock; until the wall \
-             clock catches up they decode to up to that much ahead of it.",
+             clock catches up they decode to up to that much ahead of it."
+                .into(),
+            hint,
         ),
-        Event::StartedBehindCeiling { ms } => (
+        Event::ClockStepForward { ms } => warn(
+            format!("snowflake_id: the system clock jumped forward by {ms} ms"),
+            format!(
+                "IDs follow the monotonic clock, not the jumped wall clock, until the jump has \
+                 lasted {} s; a clock set right before then never shows in an ID.",
+                snowflake_core::generator::FORWARD_CONFIRM_US / 1_000_000
+            ),
+            hint,
+        ),
+        Event::StartedBehindCeiling { ms } => warn(
             format!("snowflake_id: the system clock is {ms} ms behind the saved ceiling"),
             "IDs start above every ID issued before the restart, so they decode to up to that \
-             much ahead of the wall clock until it catches up.",
+             much ahead of the wall clock until it catches up."
+                .into(),
+            hint,
         ),
-    };
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, message, "snowflake_id")
-        .set_detail(detail)
-        .set_hint("Check the time service (chrony or ntpd); snowflake_stats() counts clock steps.")
-        .report(PgLogLevel::WARNING);
+        Event::ForeignCeiling { found, me, ceiling_ms, floor_ms } => warn(
+            format!(
+                "snowflake_id: the state file was written by {}, not by this server ({})",
+                who(found),
+                who(Some(me))
+            ),
+            format!(
+                "The file was copied from another server (pg_basebackup, pg_rewind, a file-level \
+                 copy). IDs start above its ceiling ({} Unix ms) and above anything this server \
+                 can have issued before ({} Unix ms).",
+                layout::unix_ms(ceiling_ms),
+                layout::unix_ms(floor_ms)
+            ),
+            "Give every server its own snowflake_id.node_id; see docs/operations.md on clones.",
+        ),
+    }
+}
+
+/// `snowflake_check_nodes()` found node ids claimed by more than one server.
+pub fn node_id_clash(list: &[String]) {
+    warn(
+        format!(
+            "snowflake_id: {} node id{} used by more than one server: {}",
+            list.len(),
+            if list.len() == 1 { " is" } else { "s are" },
+            list.join("; ")
+        ),
+        "Servers sharing a node id can issue the same Snowflake ID in the same millisecond.".into(),
+        "Give each server its own snowflake_id.node_id in postgresql.conf and restart it; the \
+         registry row of a server is replaced when it registers again \
+         (SELECT snowflake_register_node()). Delete rows of servers that no longer exist \
+         from snowflake_nodes.",
+    );
 }

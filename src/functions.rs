@@ -4,6 +4,7 @@
 
 use crate::{errors, guc, shmem};
 use pgrx::prelude::*;
+use snowflake_core::clock::SystemClock;
 use snowflake_core::layout::{self, Parts};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -64,11 +65,28 @@ fn snowflake_from_timestamp(ts: TimestampWithTimeZone) -> i64 {
         errors::bad_timestamp("infinite timestamps have no Snowflake ID".into());
     }
     let pg_us: i64 = ts.into();
-    let unix_ms = (pg_us + PG_EPOCH_UNIX_US).div_euclid(1000);
+    let unix_ms = pg_us
+        .checked_add(PG_EPOCH_UNIX_US)
+        .map(|us| us.div_euclid(1000))
+        .unwrap_or_else(|| errors::bad_timestamp(format!("{ts} is outside the Snowflake range")));
     layout::first_id_at(unix_ms).unwrap_or_else(|e| errors::bad_timestamp(e.to_string()))
 }
 
+// PostgreSQL 14 renamed the predefined roles' constants from DEFAULT_ROLE_* to ROLE_PG_*.
+#[cfg(feature = "pg13")]
+const READ_ALL_SETTINGS: u32 = pg_sys::DEFAULT_ROLE_READ_ALL_SETTINGS;
+#[cfg(not(feature = "pg13"))]
+const READ_ALL_SETTINGS: u32 = pg_sys::ROLE_PG_READ_ALL_SETTINGS;
+
+/// Whether the caller may learn paths of the data directory, as `data_directory` itself.
+fn may_read_settings() -> bool {
+    // SAFETY: catalog lookups of the current user inside a transaction.
+    unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(READ_ALL_SETTINGS)) }
+}
+
 /// The generator's state and counters since the server started (or crash-restarted).
+/// EXECUTE is granted to `pg_monitor` only; `state_file` is NULL for a caller that may not read
+/// `data_directory`.
 #[pg_extern(volatile, parallel_safe)]
 #[allow(clippy::type_complexity)]
 fn snowflake_stats() -> TableIterator<
@@ -88,23 +106,18 @@ fn snowflake_stats() -> TableIterator<
         name!(ceiling_writes, i64),
         name!(ceiling_waits, i64),
         name!(started_at, Option<TimestampWithTimeZone>),
-        name!(state_file, String),
+        name!(state_file, Option<String>),
     ),
 > {
     let s = shmem::stats();
-    let node = guc::NODE_ID.get();
-    let node = (node >= 0).then_some(node);
+    let node = guc::node_id().map(i32::from);
     let last_ms = s.last_tick >> layout::SEQUENCE_BITS;
     let issued_any = s.issued > 0;
     let last_id = match node {
         Some(n) if issued_any => layout::compose(s.last_tick, n as u16).ok(),
         _ => None,
     };
-    let now_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let drift = if issued_any { layout::unix_ms(last_ms) - now_unix_ms } else { 0 };
+    let drift = if issued_any { layout::unix_ms(last_ms) - SystemClock::unix_ms() } else { 0 };
     let started = s.ceiling_ms > 0;
     TableIterator::once((
         node,
@@ -123,6 +136,15 @@ fn snowflake_stats() -> TableIterator<
         started.then(|| {
             timestamptz_of_ms((s.started_unix_ms - layout::EPOCH_UNIX_MS).max(0) as u64)
         }),
-        shmem::state_path().display().to_string(),
+        may_read_settings().then(|| shmem::state_path().display().to_string()),
     ))
 }
+
+extension_sql!(
+    r#"
+REVOKE ALL ON FUNCTION snowflake_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION snowflake_stats() TO pg_monitor;
+"#,
+    name = "snowflake_stats_acl",
+    requires = [snowflake_stats],
+);

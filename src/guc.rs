@@ -1,6 +1,15 @@
-//! Configuration parameters. Both are `PGC_SIGHUP`: set in `postgresql.conf` (or with
-//! `ALTER SYSTEM`) and applied by a reload or restart; `SET` in a session is refused, even for
-//! superusers, so no session or role can make a node issue IDs under another node's id.
+//! Configuration parameters.
+//!
+//! `snowflake_id.node_id` is `PGC_POSTMASTER`: set in `postgresql.conf` (or with `ALTER SYSTEM`)
+//! and applied by a restart. A reload cannot change it, so a server never issues IDs under two
+//! node ids at once (a backend applies a reload only between statements, so a long statement
+//! would go on under the old id while new backends used the new one), and every ID after a
+//! change is above every ID before it (the ceiling carries across the restart). `SET` is refused
+//! for every role. Such a parameter can only be defined while the library is preloaded; loaded
+//! any other way the SQL functions raise the "not preloaded" ERROR instead.
+//!
+//! `snowflake_id.max_drift_ms` is `PGC_SIGHUP`: it bounds how far IDs lead the clock and can
+//! change at any time without affecting uniqueness.
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use snowflake_core::generator::DEFAULT_MAX_DRIFT_MS;
@@ -12,17 +21,19 @@ pub const NODE_ID_UNSET: i32 = -1;
 pub static NODE_ID: GucSetting<i32> = GucSetting::<i32>::new(NODE_ID_UNSET);
 pub static MAX_DRIFT_MS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_DRIFT_MS as i32);
 
-pub fn define() {
-    GucRegistry::define_int_guc(
-        c"snowflake_id.node_id",
-        c"Node id (0..1023) embedded in every Snowflake ID issued by this server.",
-        c"Each server that issues IDs (primaries and standbys alike) needs its own. -1 means not set: snowflake_nextval() then raises an error.",
-        &NODE_ID,
-        NODE_ID_UNSET,
-        i32::from(MAX_NODE),
-        GucContext::Sighup,
-        GucFlags::default(),
-    );
+pub fn define(preloading: bool) {
+    if preloading {
+        GucRegistry::define_int_guc(
+            c"snowflake_id.node_id",
+            c"Node id (0..1023) embedded in every Snowflake ID issued by this server.",
+            c"Each server that issues IDs (primaries and standbys alike) needs its own. -1 means not set: snowflake_nextval() then raises an error. Changed only by a restart.",
+            &NODE_ID,
+            NODE_ID_UNSET,
+            i32::from(MAX_NODE),
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
     GucRegistry::define_int_guc(
         c"snowflake_id.max_drift_ms",
         c"How far ahead of real time a burst may borrow milliseconds before snowflake_nextval() waits.",
@@ -35,6 +46,13 @@ pub fn define() {
     );
     reserve_prefix();
 }
+
+/// The configured node id, `None` if unset.
+pub fn node_id() -> Option<u16> {
+    u16::try_from(NODE_ID.get()).ok()
+}
+
+// PostgreSQL 15 added MarkGUCPrefixReserved; 13 and 14 can only warn about placeholders.
 
 /// Makes `snowflake_id.<typo>` an error instead of a silently ignored placeholder.
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]

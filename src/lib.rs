@@ -5,6 +5,9 @@
 //!
 //! * [`guc`]: `snowflake_id.node_id` and `snowflake_id.max_drift_ms`, and the prefix reservation;
 //! * [`shmem`]: the generator's state in shared memory and the one call that draws an ID;
+//! * [`wait`]: the generator's clock, whose waits are interruptible latch waits;
+//! * [`cluster`], [`convert`]: the node registry and the column conversion (SQL run with a
+//!   pinned `search_path`);
 //! * [`functions`]: the SQL functions (`snowflake_nextval()`, decoders, `snowflake_stats()`);
 //! * [`errors`]: every ERROR the extension raises, with its SQLSTATE and HINT.
 
@@ -16,15 +19,18 @@ mod errors;
 mod functions;
 mod guc;
 mod shmem;
+mod wait;
 
 ::pgrx::pg_module_magic!(name, version);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    guc::define();
-    // Shared memory can only be requested while shared_preload_libraries is processed; loaded
-    // any other way (CREATE EXTENSION, LOAD) the functions raise an ERROR saying so.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+    // Shared memory and PGC_POSTMASTER parameters can only be requested while
+    // shared_preload_libraries is processed; loaded any other way (CREATE EXTENSION, LOAD) the
+    // functions raise an ERROR saying so.
+    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    guc::define(preloading);
+    if preloading {
         shmem::init();
     }
 }

@@ -124,7 +124,7 @@ mod tests {
         assert!(ceiling_ahead);
     }
 
-    #[pg_test(error = "parameter \"snowflake_id.node_id\" cannot be changed now")]
+    #[pg_test(error = "parameter \"snowflake_id.node_id\" cannot be changed without restarting the server")]
     fn session_cannot_set_node_id() {
         Spi::run("SET snowflake_id.node_id = 5").unwrap();
     }

@@ -2,12 +2,13 @@
 //! server, created by the postmaster and re-created after a crash-restart, when it loads the
 //! ceiling file again. The hot path is `Generator::next`: no lock, no I/O.
 
+use crate::wait::PgClock;
 use crate::{errors, guc};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic};
-use snowflake_core::generator::{Config, Generator, Stats, SystemClock, DEFAULT_CEILING_LEAD_MS};
+use snowflake_core::generator::{Config, Generator, Stats, DEFAULT_CEILING_LEAD_MS};
 use snowflake_core::layout;
-use snowflake_core::store::FileStore;
+use snowflake_core::store::{FileStore, Writer};
 use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,10 +33,15 @@ pub fn init() {
     PRELOADED.store(true, Ordering::Relaxed);
 }
 
-fn generator() -> &'static Generator {
+/// An ERROR unless the library was preloaded (and so has its state and its parameters).
+pub fn require_preloaded() {
     if !PRELOADED.load(Ordering::Relaxed) {
         errors::not_preloaded();
     }
+}
+
+fn generator() -> &'static Generator {
+    require_preloaded();
     &GENERATOR.get().0
 }
 
@@ -45,16 +51,20 @@ pub fn state_path() -> PathBuf {
     PathBuf::from(dir.to_string_lossy().into_owned()).join(STATE_FILE)
 }
 
-fn store() -> &'static FileStore {
-    STORE.get_or_init(|| FileStore::new(state_path()))
+/// The state file, recording this server (system identifier, node id) as its writer. The node
+/// id cannot change while the server runs (`PGC_POSTMASTER`).
+fn store(node: u16) -> &'static FileStore {
+    STORE.get_or_init(|| {
+        // SAFETY: reads pg_control's system identifier, set before any backend starts.
+        let system_identifier = unsafe { pg_sys::GetSystemIdentifier() };
+        FileStore::with_writer(state_path(), Writer { system_identifier, node_id: node })
+    })
 }
 
-/// The configured node id, or an ERROR.
+/// The configured node id, or an ERROR (not preloaded, or not set).
 pub fn node_id() -> u16 {
-    match guc::NODE_ID.get() {
-        n if n >= 0 => n as u16,
-        _ => errors::node_id_unset(),
-    }
+    require_preloaded();
+    guc::node_id().unwrap_or_else(|| errors::node_id_unset())
 }
 
 /// Draws the next ID of this server.
@@ -66,7 +76,7 @@ pub fn next_id() -> i64 {
         max_drift_ms: guc::MAX_DRIFT_MS.get() as u64,
         ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,
     };
-    match generator.next_as(writer(), &SystemClock, store(), &cfg) {
+    match generator.next_as(writer(), &PgClock, store(node), &cfg) {
         Ok(issued) => {
             if let Some(event) = issued.event {
                 errors::report_event(event);

@@ -21,8 +21,11 @@
 //! `last + 1` whatever the exact time: the clock read is of the cheap coarse clock, enough to
 //! bound the lead, and the compare-and-swap becomes a fetch-and-add, which never retries.
 
-use crate::layout::{self, EPOCH_UNIX_MS, MAX_MS, SEQUENCE_BITS};
-use crate::store::StoreError;
+pub use crate::clock::{Clock, SystemClock, COARSE_MARGIN_MS};
+use crate::clock::{before_epoch, rel_ms, unix_us};
+use crate::layout::{self, MAX_MS, SEQUENCE_BITS};
+pub use crate::store::CeilingStore;
+use crate::store::{StoreError, Writer};
 use crate::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering::*};
 use crate::tally::Tally;
 use std::fmt;
@@ -35,9 +38,10 @@ pub const DEFAULT_CEILING_LEAD_MS: u64 = 1_000;
 /// A wall clock this far behind the real-time estimate is a backward step (smaller steps are
 /// absorbed like a burst). NTP slewing, at most 0.5 ms per second, is allowed on top.
 pub const STEP_THRESHOLD_MS: u64 = 100;
-/// The coarse clock may lag the precise one by a kernel tick (1-10 ms). An ID this far ahead of a
-/// coarse reading is ahead of the precise clock too, so the coarse reading is enough to issue it.
-pub const COARSE_MARGIN_MS: u64 = 20;
+/// A wall clock this far ahead of the real-time estimate has jumped forward. Such a reading is
+/// not taken as real time until the jump has lasted [`FORWARD_CONFIRM_US`] of monotonic time:
+/// a jump that is corrected within that time never shows in an ID.
+pub const FORWARD_CONFIRM_US: u64 = 10_000_000;
 /// How often a hot path refreshes the real-time estimate (wall minus monotonic offset).
 const REFRESH_US: i64 = 1_000_000;
 /// A step is recorded only when a fresh wall-clock reading, bracketed by two monotonic readings
@@ -48,30 +52,6 @@ const CONFIRM_WINDOW_US: u64 = 1_000;
 const MAX_PAUSE_US: i64 = 10_000;
 /// Sleep while another process holds the ceiling lock and no ID can be issued.
 const LOCK_PAUSE: Duration = Duration::from_micros(50);
-
-/// Time sources. `wall_us` is what IDs carry; `mono_us` measures real elapsed time and must be
-/// one clock for every process on the machine (`CLOCK_MONOTONIC`).
-pub trait Clock {
-    /// Wall-clock time in Unix microseconds.
-    fn wall_us(&self) -> i64;
-    /// A cheaper wall-clock reading that may lag `wall_us` by up to a few milliseconds, never
-    /// more than [`COARSE_MARGIN_MS`], and is never ahead of it.
-    fn wall_coarse_us(&self) -> i64 {
-        self.wall_us()
-    }
-    /// Monotonic time in microseconds.
-    fn mono_us(&self) -> u64;
-    /// Sleep (or let time pass, in tests).
-    fn pause(&self, d: Duration);
-}
-
-/// Where the ceiling survives restarts.
-pub trait CeilingStore {
-    /// The saved ceiling (milliseconds since the epoch), `None` if none was ever saved.
-    fn load(&self) -> Result<Option<u64>, StoreError>;
-    /// Saves a ceiling durably; returns only once it would survive a crash.
-    fn save(&self, ceiling_ms: u64) -> Result<(), StoreError>;
-}
 
 /// Tunables, read by the caller (from GUCs) and passed per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +71,16 @@ impl Default for Config {
 pub enum Event {
     /// The wall clock stepped back by about `ms` while running.
     ClockStepBack { ms: u64 },
+    /// The wall clock jumped forward by about `ms`; IDs follow the monotonic clock until the
+    /// jump has lasted [`FORWARD_CONFIRM_US`].
+    ClockStepForward { ms: u64 },
     /// At start the wall clock was `ms` behind the saved ceiling (beyond its normal lead).
     StartedBehindCeiling { ms: u64 },
+    /// At start the saved ceiling was written by another server or under another node id
+    /// (`found`, `None` for an old file without it; `me` is this server): a copy made by
+    /// `pg_basebackup` or `pg_rewind`. IDs start above both that ceiling and anything this
+    /// server can have issued before (which the drift bound keeps below `floor_ms`).
+    ForeignCeiling { found: Option<Writer>, me: Writer, ceiling_ms: u64, floor_ms: u64 },
 }
 
 /// Why no ID was issued.
@@ -100,8 +88,10 @@ pub enum Event {
 pub enum GenError {
     /// The ceiling could not be loaded or saved.
     Store(StoreError),
-    /// The 41-bit millisecond field is used up (year 2094).
+    /// The 41-bit millisecond field is used up (year 2094), or the clock reads past it.
     Horizon,
+    /// The wall clock reads before the epoch (2025-01-01): no ID can carry that time.
+    ClockBeforeEpoch { unix_ms: i64 },
 }
 
 impl fmt::Display for GenError {
@@ -112,6 +102,11 @@ impl fmt::Display for GenError {
                 f,
                 "the 41-bit timestamp field is exhausted (after {} Unix ms)",
                 layout::unix_ms(MAX_MS)
+            ),
+            GenError::ClockBeforeEpoch { unix_ms } => write!(
+                f,
+                "the system clock reads Unix ms {unix_ms}, before the Snowflake epoch ({} = 2025-01-01)",
+                layout::EPOCH_UNIX_MS
             ),
         }
     }
@@ -162,40 +157,53 @@ pub struct Stats {
 /// The shared generator state. It lives in shared memory; every field is an atomic.
 #[repr(C)]
 pub struct Generator {
+    /// The last tick taken: `(ms << 12) | sequence`, issued or (briefly) skipped.
     last: AtomicU64,
-    /// Highest wall-clock millisecond seen on the hot path: a reading far below it is a step back.
+    /// Highest wall-clock millisecond taken as real time: a reading far below it is a step
+    /// back, far above it a jump forward (or an idle spell), both checked off the hot path.
     wall_high: AtomicU64,
+    /// The saved ceiling (ms); 0 until the state has started. Every issued ms is below it.
     ceiling: AtomicU64,
+    /// How far (ms) the wall clock is behind real time after a backward step; 0 = no step.
     step_lag: AtomicU64,
+    /// Real-time estimate: Unix µs = `CLOCK_MONOTONIC` µs + `offset_us`, last set at
+    /// monotonic µs `offset_at_us` from a wall reading taken as real time.
     offset_us: AtomicI64,
     offset_at_us: AtomicU64,
+    /// Monotonic µs at which a forward jump of the wall clock was first seen (0 = none), and
+    /// the jumped wall-minus-monotonic offset: the jump is trusted once it has lasted.
+    ahead_since_us: AtomicU64,
+    ahead_offset_us: AtomicI64,
+    /// 1 while one process starts the state, saves the ceiling, or records a forward jump.
     lock: AtomicU32,
+    /// Counters for `stats()`.
     ceiling_writes: AtomicU64,
     ceiling_waits: AtomicU64,
     drift_waits: AtomicU64,
     drift_wait_us: AtomicU64,
     max_borrowed_ms: AtomicU64,
     clock_steps: AtomicU64,
+    /// Unix ms when this state started.
     started_unix_ms: AtomicI64,
+    /// IDs issued, one slot per writer.
     issued: Tally,
+}
+
+/// What one pass of [`Generator::next_as`] read before it left the hot path.
+#[derive(Clone, Copy)]
+struct Attempt {
+    ceiling: u64,
+    /// Wall clock, Unix µs (precise).
+    now_us: i64,
+    /// `step_lag` as loaded before `now_us` was read.
+    lag_seen: u64,
+    last: u64,
 }
 
 impl Default for Generator {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Milliseconds since the epoch of a Unix time in microseconds (0 before the epoch).
-#[inline(always)]
-fn rel_ms(unix_us: i64) -> u64 {
-    // Unsigned division by a constant: a multiply and a shift.
-    ((unix_us.max(0) as u64) / 1000).saturating_sub(EPOCH_UNIX_MS as u64)
-}
-
-/// Unix microseconds of the start of a millisecond since the epoch.
-fn unix_us(ms: u64) -> i64 {
-    (EPOCH_UNIX_MS + ms as i64) * 1000
 }
 
 struct LockGuard<'a>(&'a AtomicU32);
@@ -216,6 +224,8 @@ impl Generator {
             step_lag: AtomicU64::new(0),
             offset_us: AtomicI64::new(0),
             offset_at_us: AtomicU64::new(0),
+            ahead_since_us: AtomicU64::new(0),
+            ahead_offset_us: AtomicI64::new(0),
             lock: AtomicU32::new(0),
             ceiling_writes: AtomicU64::new(0),
             ceiling_waits: AtomicU64::new(0),
@@ -303,6 +313,7 @@ impl Generator {
             // the lead within the drift bound, the ceiling well ahead.
             if lag_seen == 0
                 && now + STEP_THRESHOLD_MS >= high
+                && now <= high + STEP_THRESHOLD_MS
                 && cms <= now + cfg.max_drift_ms
                 && cms + half_lead < ceiling
             {
@@ -314,6 +325,9 @@ impl Generator {
                     let tick = self.last.fetch_add(1, Relaxed) + 1;
                     let ms = tick >> SEQUENCE_BITS;
                     if ms > now + cfg.max_drift_ms || ms + half_lead >= ceiling {
+                        // Give the tick back unless others took later ones: `last` then
+                        // never shows a tick nobody was given, once the adders are done.
+                        let _ = self.last.compare_exchange(tick, tick - 1, Relaxed, Relaxed);
                         continue;
                     }
                     tick
@@ -335,9 +349,8 @@ impl Generator {
             if coarse {
                 now_us = clock.wall_us();
             }
-            if let Some(tick) =
-                self.slow(clock, store, cfg, ceiling, now_us, lag_seen, last, &mut event)?
-            {
+            let attempt = Attempt { ceiling, now_us, lag_seen, last };
+            if let Some(tick) = self.slow(clock, store, cfg, attempt, &mut event)? {
                 self.issued.add(writer, 1);
                 return Ok(Issued { tick, event });
             }
@@ -357,7 +370,6 @@ impl Generator {
 
     /// Everything off the hot path: start, clock steps, drift waits, ceiling saves.
     /// `Ok(None)` means "try again".
-    #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
     fn slow(
@@ -365,15 +377,16 @@ impl Generator {
         clock: &impl Clock,
         store: &impl CeilingStore,
         cfg: &Config,
-        ceiling: u64,
-        now_us: i64,
-        lag_seen: u64,
-        last: u64,
+        a: Attempt,
         event: &mut Option<Event>,
     ) -> Result<Option<u64>, GenError> {
+        let Attempt { ceiling, now_us, lag_seen, last } = a;
         if ceiling == 0 {
             self.start(clock, store, cfg, event)?;
             return Ok(None);
+        }
+        if before_epoch(now_us) {
+            return Err(GenError::ClockBeforeEpoch { unix_ms: now_us.div_euclid(1000) });
         }
         let now = rel_ms(now_us);
         if lag_seen != 0 && (last + 1) >> SEQUENCE_BITS <= now {
@@ -381,14 +394,16 @@ impl Generator {
             self.trust_wall(clock, now_us, lag_seen);
             return Ok(None);
         }
-        let cand = (now << SEQUENCE_BITS).max(last + 1);
-        let cms = cand >> SEQUENCE_BITS;
         // The monotonic clock is consulted only when the wall clock is suspect: a step pending,
-        // or a reading far below the highest one seen.
+        // a reading far below the highest one seen, or far above it (a jump forward, or the
+        // first call after an idle spell).
         let high = self.wall_high.load(Relaxed);
-        let suspect = lag_seen != 0 || now + STEP_THRESHOLD_MS < high;
+        let suspect = lag_seen != 0 || now + STEP_THRESHOLD_MS < high || now > high + STEP_THRESHOLD_MS;
         let reference_us =
             if suspect { self.real_time_us(clock, now_us, lag_seen, event) } else { now_us };
+        // IDs carry the wall clock unless it is ahead of real time (a jump not yet trusted).
+        let cand = (rel_ms(now_us.min(reference_us)) << SEQUENCE_BITS).max(last + 1);
+        let cms = cand >> SEQUENCE_BITS;
 
         // Borrowed more than the drift bound ahead of real time: wait for time to catch up.
         if cms > rel_ms(reference_us) + cfg.max_drift_ms {
@@ -400,7 +415,7 @@ impl Generator {
             return Ok(None);
         }
         if cms >= ceiling {
-            if cms > MAX_MS {
+            if cms >= MAX_MS {
                 return Err(GenError::Horizon);
             }
             self.extend(clock, store, cfg, cms, true)?;
@@ -414,7 +429,10 @@ impl Generator {
         }
         self.note_borrowed(cms.saturating_sub(rel_ms(reference_us)));
         if cms + cfg.ceiling_lead_ms / 2 >= ceiling {
-            self.extend(clock, store, cfg, cms, false)?;
+            // Saving early is a courtesy to later calls; this tick is below the saved ceiling
+            // and is issued whatever happens here. A store that keeps failing fails the call
+            // that reaches the ceiling, which reports it.
+            let _ = self.extend(clock, store, cfg, cms, false);
         }
         Ok(Some(cand))
     }
@@ -435,6 +453,14 @@ impl Generator {
         let age_ms = mono.saturating_sub(self.offset_at_us.load(Relaxed)) / 1000;
         let tolerance_ms = STEP_THRESHOLD_MS + age_ms / 2000;
         let behind_ms = rel_ms(estimate_us).saturating_sub(rel_ms(now_us));
+        let ahead_ms = rel_ms(now_us).saturating_sub(rel_ms(estimate_us));
+        if ahead_ms > tolerance_ms {
+            return self.jumped_forward(mono, now_us, estimate_us, ahead_ms, lag_seen, event);
+        }
+        if self.ahead_since_us.load(Relaxed) != 0 {
+            // The wall clock is back in line: whatever jump was pending is over.
+            self.ahead_since_us.store(0, Relaxed);
+        }
         if behind_ms > tolerance_ms {
             let prev = self.step_lag.load(Relaxed);
             if behind_ms > prev + tolerance_ms {
@@ -456,6 +482,44 @@ impl Generator {
             self.trust_wall_at(mono, now_us, lag_seen);
             now_us
         }
+    }
+
+    /// The wall clock reads `ahead_ms` ahead of the real-time estimate. A first sighting is
+    /// recorded (and reported); the jump is taken as real time only once the same wall-minus-
+    /// monotonic offset has held for [`FORWARD_CONFIRM_US`]. Until then, real time is the
+    /// estimate: IDs do not run ahead with a clock that is set right again a moment later.
+    fn jumped_forward(
+        &self,
+        mono: u64,
+        now_us: i64,
+        estimate_us: i64,
+        ahead_ms: u64,
+        lag_seen: u64,
+        event: &mut Option<Event>,
+    ) -> i64 {
+        let offset = now_us - mono as i64;
+        let since = self.ahead_since_us.load(Acquire);
+        let same_jump = since != 0
+            && (self.ahead_offset_us.load(Relaxed) - offset).abs() <= STEP_THRESHOLD_MS as i64 * 1000;
+        if same_jump && mono.saturating_sub(since) >= FORWARD_CONFIRM_US {
+            if let Some(_guard) = self.try_lock() {
+                self.ahead_since_us.store(0, Relaxed);
+                // Forced, not left to trust_wall_at: the estimate is far from this offset.
+                self.offset_us.store(offset, Relaxed);
+                self.offset_at_us.store(mono, Relaxed);
+                self.trust_wall_at(mono, now_us, lag_seen);
+                return now_us;
+            }
+        } else if !same_jump {
+            // Under the lock, so the offset and its start time are one record.
+            if let Some(_guard) = self.try_lock() {
+                self.ahead_offset_us.store(offset, Relaxed);
+                self.ahead_since_us.store(mono.max(1), Release);
+                self.clock_steps.fetch_add(1, Relaxed);
+                *event = Some(Event::ClockStepForward { ms: ahead_ms });
+            }
+        }
+        estimate_us
     }
 
     /// Records how far an issued ID leads real time (a load, and a write only for a new high).
@@ -521,7 +585,8 @@ impl Generator {
         if cms + cfg.ceiling_lead_ms / 2 < current {
             return Ok(()); // someone else extended it meanwhile
         }
-        let target = (cms + cfg.ceiling_lead_ms.max(1)).max(current).min(MAX_MS + 1);
+        // Capped at the last millisecond the file can hold; IDs stay below it.
+        let target = (cms + cfg.ceiling_lead_ms.max(1)).max(current).min(MAX_MS);
         if target > current {
             store.save(target)?;
             self.ceiling_writes.fetch_add(1, Relaxed);
@@ -531,6 +596,15 @@ impl Generator {
     }
 
     /// First ID of this state: load the ceiling, start above it, save a new one.
+    ///
+    /// Nothing is saved, and the state does not start, while the clock reads before the epoch
+    /// or past the horizon: a later call starts it once the clock is right.
+    ///
+    /// While running, every saved ceiling is at most `max_drift_ms + ceiling_lead_ms` ahead of
+    /// the clock (IDs wait at the drift bound before a save). So a floor further ahead than that
+    /// means the clock went back while the server was down: a step, as when running. A floor
+    /// within it is an ordinary restart: IDs start at the floor and, as for a burst, wait while
+    /// it is beyond the drift bound, so restarts never push IDs further ahead of the clock.
     fn start(
         &self,
         clock: &impl Clock,
@@ -547,28 +621,52 @@ impl Generator {
         if self.ceiling.load(Acquire) != 0 {
             return Ok(()); // another process started it
         }
-        // Every ID issued before has a millisecond below the saved ceiling.
-        let floor = store.load()?.unwrap_or(0);
-        if floor > MAX_MS {
+        let now_us = clock.wall_us();
+        if before_epoch(now_us) {
+            return Err(GenError::ClockBeforeEpoch { unix_ms: now_us.div_euclid(1000) });
+        }
+        let now = rel_ms(now_us);
+        if now >= MAX_MS {
             return Err(GenError::Horizon);
         }
-        let now_us = clock.wall_us();
         let mono = clock.mono_us();
-        let now = rel_ms(now_us);
+        // Every ID issued before has a millisecond below the saved ceiling.
+        let saved = store.load()?;
+        let mut floor = saved.map_or(0, |s| s.ceiling_ms);
+        if let (Some(saved), Some(me)) = (saved, store.writer()) {
+            if saved.writer != Some(me) && saved.writer.is_some() {
+                // Copied from another server: what this one issued is not in it, but it was
+                // within the drift bound of a clock that has only moved on since.
+                floor = floor.max(now + cfg.max_drift_ms + 1);
+                *event = Some(Event::ForeignCeiling {
+                    found: saved.writer,
+                    me,
+                    ceiling_ms: saved.ceiling_ms,
+                    floor_ms: floor,
+                });
+            }
+        }
+        if floor >= MAX_MS {
+            return Err(GenError::Horizon);
+        }
         self.last.fetch_max(floor << SEQUENCE_BITS, Relaxed);
         self.wall_high.fetch_max(now, Relaxed);
-        // Real time is at least the floor: if the clock is behind it, treat that as a step.
-        let anchor_us = now_us.max(unix_us(floor));
+        let normal_lead = cfg.max_drift_ms + cfg.ceiling_lead_ms + STEP_THRESHOLD_MS;
+        let stepped = floor > now + normal_lead;
+        // After a step, real time is taken to be at least the floor, so IDs go on without
+        // waiting for the clock; otherwise the wall clock is real time and IDs above its drift
+        // bound wait.
+        let anchor_us = if stepped { unix_us(floor) } else { now_us };
         self.offset_us.store(anchor_us - mono as i64, Relaxed);
         self.offset_at_us.store(mono, Relaxed);
-        if floor > now {
+        if stepped {
             self.step_lag.store(floor - now, Relaxed);
-            if floor > now + cfg.ceiling_lead_ms + STEP_THRESHOLD_MS {
-                self.clock_steps.fetch_add(1, Relaxed);
+            self.clock_steps.fetch_add(1, Relaxed);
+            if event.is_none() {
                 *event = Some(Event::StartedBehindCeiling { ms: floor - now });
             }
         }
-        let target = (floor.max(now) + cfg.ceiling_lead_ms.max(1)).min(MAX_MS + 1);
+        let target = (floor.max(now) + cfg.ceiling_lead_ms.max(1)).min(MAX_MS);
         store.save(target)?;
         self.ceiling_writes.fetch_add(1, Relaxed);
         self.started_unix_ms.store(now_us.div_euclid(1000), Relaxed);
@@ -591,37 +689,6 @@ impl Generator {
             clock_behind_ms: self.step_lag.load(Relaxed),
             started_unix_ms: self.started_unix_ms.load(Relaxed),
         }
-    }
-}
-
-/// The machine's clocks: `CLOCK_REALTIME`, `CLOCK_MONOTONIC`, and a real sleep.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-#[inline(always)]
-fn clock_us(id: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; both clock ids exist on every supported platform.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
-}
-
-impl Clock for SystemClock {
-    #[inline]
-    fn wall_us(&self) -> i64 {
-        clock_us(libc::CLOCK_REALTIME)
-    }
-    /// `CLOCK_REALTIME_COARSE`: the time of the last kernel tick, about a quarter of the cost.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    #[inline]
-    fn wall_coarse_us(&self) -> i64 {
-        clock_us(libc::CLOCK_REALTIME_COARSE)
-    }
-    fn mono_us(&self) -> u64 {
-        clock_us(libc::CLOCK_MONOTONIC) as u64
-    }
-    fn pause(&self, d: Duration) {
-        std::thread::sleep(d);
     }
 }
 

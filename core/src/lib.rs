@@ -1,12 +1,16 @@
 //! Pure-Rust core of `snowflake_id`. Nothing here knows about PostgreSQL:
 //!
 //! * [`layout`]: the 64-bit ID format (encode, decode, the custom epoch);
+//! * [`clock`]: the clocks the generator reads and time conversions;
 //! * [`generator`]: the lock-free generator over one shared 64-bit word, with an injectable
-//!   [`generator::Clock`] and [`generator::CeilingStore`];
-//! * [`store`]: the crash-safe ceiling file kept in the data directory.
+//!   [`clock::Clock`] and [`store::CeilingStore`];
+//! * [`store`]: the ceiling store: its trait, its errors and the crash-safe file kept in the
+//!   data directory;
+//! * [`tally`]: the issued counter, one slot per backend.
 //!
 //! The PostgreSQL glue (GUCs, shared memory, SQL functions) lives in the `snowflake_id` crate.
 
+pub mod clock;
 pub mod generator;
 pub mod layout;
 pub mod store;

@@ -1,23 +1,58 @@
-//! The ceiling file: a millisecond value above every ID the node has issued, kept in the data
+//! The ceiling store: a millisecond value above every ID the node has issued, kept in the data
 //! directory so that IDs issued after a restart or a crash start above it.
 //!
 //! Format (text, so a DBA can read it; the checksum catches torn or edited files):
 //! ```text
-//! snowflake_id state 1
+//! snowflake_id state 2
 //! ceiling_unix_ms 1767225601123
+//! system_identifier 7441234567890123456
+//! node_id 5
 //! crc32 5d1a0c3e
 //! ```
-//! It is replaced atomically: written to `<file>.tmp`, fsynced, renamed over the file, and the
-//! directory fsynced, so a crash leaves either the old or the new ceiling, never a torn one.
+//! The writer's identity is there because `pg_basebackup` and `pg_rewind` copy the file from
+//! another server: a ceiling written by another server (or under another node id) says nothing
+//! about what this server issued, and the generator then starts above both (see
+//! [`crate::generator`]). Version 1 files (no identity) are still read, as this server's own.
+//! The file is replaced atomically: written to `<file>.tmp`, fsynced, renamed over the file, and
+//! the directory fsynced, so a crash leaves either the old or the new ceiling, never a torn one.
 
-use crate::generator::CeilingStore;
 use crate::layout;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-const HEADER: &str = "snowflake_id state 1";
+const HEADER_V1: &str = "snowflake_id state 1";
+const HEADER: &str = "snowflake_id state 2";
+
+/// Who wrote a ceiling: the server (`pg_control`'s system identifier) and the node id it issued
+/// IDs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    pub system_identifier: u64,
+    pub node_id: u16,
+}
+
+/// A loaded ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Saved {
+    /// Milliseconds since the epoch, above every ID issued by `writer`.
+    pub ceiling_ms: u64,
+    /// `None` for a file of format 1, which did not record it.
+    pub writer: Option<Writer>,
+}
+
+/// Where the ceiling survives restarts.
+pub trait CeilingStore {
+    /// The saved ceiling, `None` if none was ever saved.
+    fn load(&self) -> Result<Option<Saved>, StoreError>;
+    /// Saves a ceiling durably; returns only once it would survive a crash.
+    fn save(&self, ceiling_ms: u64) -> Result<(), StoreError>;
+    /// Who this server is: a loaded ceiling of another writer was copied from elsewhere.
+    fn writer(&self) -> Option<Writer> {
+        None
+    }
+}
 
 /// Why the ceiling could not be read or written.
 #[derive(Debug)]
@@ -47,11 +82,18 @@ impl std::error::Error for StoreError {}
 #[derive(Debug, Clone)]
 pub struct FileStore {
     path: PathBuf,
+    writer: Option<Writer>,
 }
 
 impl FileStore {
+    /// A store that writes format 1 (no identity): for tests and tools.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileStore { path: path.into() }
+        FileStore { path: path.into(), writer: None }
+    }
+
+    /// A store of the server `writer`, recorded in every save.
+    pub fn with_writer(path: impl Into<PathBuf>, writer: Writer) -> Self {
+        FileStore { path: path.into(), writer: Some(writer) }
     }
 
     pub fn path(&self) -> &Path {
@@ -67,41 +109,69 @@ impl FileStore {
     }
 }
 
-/// The file's text for a ceiling (milliseconds since the Snowflake epoch).
-pub fn render(ceiling_ms: u64) -> String {
-    let body = format!("{HEADER}\nceiling_unix_ms {}\n", layout::unix_ms(ceiling_ms));
+/// The file's text for a ceiling (milliseconds since the Snowflake epoch) and its writer.
+pub fn render(ceiling_ms: u64, writer: Option<Writer>) -> String {
+    let unix = layout::unix_ms(ceiling_ms);
+    let body = match writer {
+        Some(w) => format!(
+            "{HEADER}\nceiling_unix_ms {unix}\nsystem_identifier {}\nnode_id {}\n",
+            w.system_identifier, w.node_id
+        ),
+        None => format!("{HEADER_V1}\nceiling_unix_ms {unix}\n"),
+    };
     let crc = crc32fast::hash(body.as_bytes());
     format!("{body}crc32 {crc:08x}\n")
 }
 
-/// Parses the file's text back into the ceiling (milliseconds since the Snowflake epoch).
-pub fn parse(text: &str) -> Result<u64, String> {
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
-    if lines.len() != 3 {
-        return Err(format!("expected 3 lines, found {}", lines.len()));
-    }
-    if lines[0] != HEADER {
-        return Err(format!("first line is \"{}\", expected \"{HEADER}\"", lines[0]));
-    }
-    let unix: i64 = lines[1]
-        .strip_prefix("ceiling_unix_ms ")
+fn field<T: std::str::FromStr>(line: &str, name: &str) -> Result<T, String> {
+    line.strip_prefix(name)
+        .and_then(|v| v.strip_prefix(' '))
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("second line \"{}\" is not \"ceiling_unix_ms <integer>\"", lines[1]))?;
-    let crc = lines[2]
+        .ok_or_else(|| format!("line \"{line}\" is not \"{name} <integer>\""))
+}
+
+/// Parses the file's text back into the ceiling and its writer.
+pub fn parse(text: &str) -> Result<Saved, String> {
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let expected = match lines.first() {
+        Some(&HEADER_V1) => 3,
+        Some(&HEADER) => 5,
+        Some(other) => {
+            return Err(format!("first line is \"{other}\", expected \"{HEADER}\""));
+        }
+        None => return Err("the file is empty".into()),
+    };
+    if lines.len() != expected {
+        return Err(format!("expected {expected} lines, found {}", lines.len()));
+    }
+    let unix: i64 = field(lines[1], "ceiling_unix_ms")?;
+    let writer = if expected == 5 {
+        let node_id: u16 = field(lines[3], "node_id")?;
+        if node_id > layout::MAX_NODE {
+            return Err(format!("node_id {node_id} is above {}", layout::MAX_NODE));
+        }
+        Some(Writer { system_identifier: field(lines[2], "system_identifier")?, node_id })
+    } else {
+        None
+    };
+    let last = lines[expected - 1];
+    let crc = last
         .strip_prefix("crc32 ")
         .filter(|v| v.len() == 8 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
         .and_then(|v| u32::from_str_radix(v, 16).ok())
-        .ok_or_else(|| format!("third line \"{}\" is not \"crc32 <hex>\"", lines[2]))?;
-    let body_len = lines[0].len() + lines[1].len() + 2;
+        .ok_or_else(|| format!("last line \"{last}\" is not \"crc32 <hex>\""))?;
+    let body_len: usize = lines[..expected - 1].iter().map(|l| l.len() + 1).sum();
     let actual = crc32fast::hash(&text.as_bytes()[..body_len]);
     if actual != crc {
         return Err(format!("checksum mismatch: file says {crc:08x}, contents give {actual:08x}"));
     }
-    layout::ms_since_epoch(unix).map_err(|e| e.to_string())
+    let ceiling_ms = layout::ms_since_epoch(unix).map_err(|e| e.to_string())?;
+    Ok(Saved { ceiling_ms, writer })
 }
 
 impl CeilingStore for FileStore {
-    fn load(&self) -> Result<Option<u64>, StoreError> {
+    fn load(&self) -> Result<Option<Saved>, StoreError> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -122,7 +192,7 @@ impl CeilingStore for FileStore {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(self.io("create temporary"))?;
-            f.write_all(render(ceiling_ms).as_bytes()).map_err(self.io("write"))?;
+            f.write_all(render(ceiling_ms, self.writer).as_bytes()).map_err(self.io("write"))?;
             f.sync_all().map_err(self.io("fsync"))?;
         }
         fs::rename(&tmp, &self.path).map_err(self.io("rename"))?;
@@ -132,6 +202,10 @@ impl CeilingStore for FileStore {
         };
         File::open(dir).and_then(|d| d.sync_all()).map_err(self.io("fsync the directory of"))?;
         Ok(())
+    }
+
+    fn writer(&self) -> Option<Writer> {
+        self.writer
     }
 }
 
@@ -152,7 +226,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snowflake_id.state");
         FileStore::new(&path).save(31_536_000_123).unwrap();
-        assert_eq!(FileStore::new(&path).load().unwrap(), Some(31_536_000_123));
+        let loaded = FileStore::new(&path).load().unwrap();
+        assert_eq!(loaded, Some(Saved { ceiling_ms: 31_536_000_123, writer: None }));
+        let me = Writer { system_identifier: u64::MAX - 7, node_id: 1023 };
+        FileStore::with_writer(&path, me).save(31_536_000_124).unwrap();
+        let loaded = FileStore::new(&path).load().unwrap();
+        assert_eq!(loaded, Some(Saved { ceiling_ms: 31_536_000_124, writer: Some(me) }));
         assert!(!dir.path().join("snowflake_id.state.tmp").exists());
     }
 
@@ -160,8 +239,12 @@ mod tests {
     fn corrupted_files_are_errors_not_resets() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snowflake_id.state");
-        let good = render(1000);
+        let good = render(1000, None);
+        let good2 = render(1000, Some(Writer { system_identifier: 1, node_id: 5 }));
         let cases: Vec<Vec<u8>> = vec![
+            good2.replace("node_id 5", "node_id 1024").into_bytes(),
+            good2.replace("state 2", "state 1").into_bytes(),
+            good2.replace("node_id 5\n", "").into_bytes(),
             Vec::new(),
             good.replace("1735689601000", "1735689609000").into_bytes(),
             good.as_bytes()[..good.len() - 4].to_vec(),
@@ -185,13 +268,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn render_parse_roundtrip(ms in 0..=layout::MAX_MS) {
-            prop_assert_eq!(parse(&render(ms)), Ok(ms));
+        fn render_parse_roundtrip(ms in 0..=layout::MAX_MS, sysid in any::<u64>(), node in 0..=layout::MAX_NODE, v2 in any::<bool>()) {
+            let writer = v2.then_some(Writer { system_identifier: sysid, node_id: node });
+            prop_assert_eq!(parse(&render(ms, writer)), Ok(Saved { ceiling_ms: ms, writer }));
         }
 
         #[test]
-        fn any_single_byte_change_is_detected(ms in 0..=layout::MAX_MS, pos in 0usize..60, byte in any::<u8>()) {
-            let good = render(ms);
+        fn any_single_byte_change_is_detected(ms in 0..=layout::MAX_MS, sysid in any::<u64>(), pos in 0usize..120, byte in any::<u8>()) {
+            let good = render(ms, Some(Writer { system_identifier: sysid, node_id: 7 }));
             let mut bad = good.clone().into_bytes();
             let pos = pos % bad.len();
             prop_assume!(bad[pos] != byte);

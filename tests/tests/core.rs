@@ -78,19 +78,24 @@ fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
 }
 
 #[test]
-fn unset_node_id_is_an_error_until_configured_and_reloaded() {
+fn unset_node_id_is_an_error_until_configured_and_restarted() {
     let (node, mut c, db) = nextval_error("core-no-node-id", 25503, &[]);
     assert!(db.message().contains("snowflake_id.node_id"));
     assert!(db.hint().unwrap_or("").contains("postgresql.conf"));
-    // An administrator fixes it without a restart.
+    // A reload does not apply it: a server never issues IDs under two node ids at once.
     c.batch_execute("ALTER SYSTEM SET snowflake_id.node_id = 321").unwrap();
     c.batch_execute("SELECT pg_reload_conf()").unwrap();
-    let mut c2 = snowflake_it::wait_for("the reload", std::time::Duration::from_secs(30), || {
-        let mut c2 = node.connect();
-        let v: String = c2.query_one("SHOW snowflake_id.node_id", &[]).unwrap().get(0);
-        (v == "321").then_some(c2)
+    snowflake_it::wait_for("the reload to be refused", std::time::Duration::from_secs(30), || {
+        node.log().contains("cannot be changed without restarting the server").then_some(())
     });
-    let id: i64 = c2.query_one("SELECT snowflake_nextval()", &[]).unwrap().get(0);
+    let mut c2 = node.connect();
+    let err = c2.query_one("SELECT snowflake_nextval()", &[]).expect_err("a reload applied the node id");
+    assert_eq!(err.code(), Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE));
+    // A restart does.
+    drop((c, c2));
+    node.stop();
+    node.start();
+    let id: i64 = node.connect().query_one("SELECT snowflake_nextval()", &[]).unwrap().get(0);
     assert_eq!(layout::decode(id).unwrap().node, 321);
 }
 

@@ -9,10 +9,59 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The previous release: the newest install script frozen in sql/.
+/// The previous release: the newest install script frozen in sql/ below the current version.
 fn previous_release() -> String {
     let (_, installs) = sql_scripts();
-    installs.into_iter().max_by_key(|v| semver(v)).expect("no frozen install script in sql/")
+    let current = semver(&cargo_version());
+    installs
+        .into_iter()
+        .filter(|v| semver(v) < current)
+        .max_by_key(|v| semver(v))
+        .expect("no frozen install script of an earlier release in sql/")
+}
+
+/// An install script as a set of statements blocks, without pgrx's source-line comments
+/// (`-- src/file.rs:NN`, which move with every edit) and in a fixed order (pgrx orders blocks
+/// by a dependency graph, not stably).
+fn sql_blocks(text: &str) -> Vec<String> {
+    let mut blocks: Vec<String> = text
+        .split("/* <begin connected objects> */")
+        .map(|b| {
+            b.lines()
+                .filter(|l| !(l.starts_with("-- src/") && l.rsplit(':').next().is_some_and(|n| n.parse::<u32>().is_ok())))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_string()
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    blocks.sort();
+    blocks
+}
+
+/// The release's whole SQL surface is checked in (sql/snowflake_id--<version>.sql), so every
+/// change of it is a reviewed diff: it must be what the build generates, as `cargo pgrx install`
+/// put it into the server's extension directory (scripts/test.sh installs right before).
+#[test]
+fn checked_in_install_script_is_what_the_build_generates() {
+    let version = cargo_version();
+    let file = format!("snowflake_id--{version}.sql");
+    let checked_in = fs::read_to_string(project_root().join("sql").join(&file))
+        .unwrap_or_else(|e| panic!("sql/{file}: {e}; write it with: cargo pgrx schema pg15 | grep -v '^-- src/' > sql/{file}"));
+    let installed = pg_config("--sharedir").join("extension").join(&file);
+    let generated = fs::read_to_string(&installed).unwrap_or_else(|e| {
+        panic!("{}: {e}; run cargo pgrx install --release --pg-config /usr/bin/pg_config", installed.display())
+    });
+    let (a, b) = (sql_blocks(&checked_in), sql_blocks(&generated));
+    let missing: Vec<_> = b.iter().filter(|x| !a.contains(x)).collect();
+    let extra: Vec<_> = a.iter().filter(|x| !b.contains(x)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "sql/{file} differs from the generated script.\nGenerated, not checked in:\n{}\nChecked in, not generated:\n{}",
+        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n"),
+        extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n")
+    );
 }
 
 /// The one version source: `[package] version` of the root Cargo.toml.
@@ -78,12 +127,14 @@ fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
     let docfile = meta["provides"]["snowflake_id"]["docfile"].as_str().unwrap();
     assert!(project_root().join(docfile).is_file(), "META.json docfile {docfile} is missing");
 
-    // sql/: frozen install scripts of older releases only (the current one is generated), and a
-    // chain of upgrade scripts from each of them to the current version.
+    // sql/: frozen install scripts of older releases and the current one (checked against the
+    // build by checked_in_install_script_is_what_the_build_generates), and a chain of upgrade
+    // scripts from each of them to the current version.
     let (upgrades, installs) = sql_scripts();
-    assert!(!installs.is_empty(), "sql/ has no install script of an earlier release to upgrade from");
+    assert!(installs.iter().any(|v| semver(v) < semver(&version)), "sql/ has no install script of an earlier release to upgrade from");
+    assert!(installs.contains(&version), "sql/snowflake_id--{version}.sql (the current release's SQL) is missing");
     for v in &installs {
-        assert!(semver(v) < semver(&version), "sql/snowflake_id--{v}.sql is not an older release than {version}");
+        assert!(semver(v) <= semver(&version), "sql/snowflake_id--{v}.sql is newer than {version}");
     }
     for (a, b) in &upgrades {
         assert!(semver(a) < semver(b) && semver(b) <= semver(&version), "sql/snowflake_id--{a}--{b}.sql");
@@ -189,6 +240,9 @@ fn install_sql_scripts() {
     );
     for entry in fs::read_dir(project_root().join("sql")).unwrap() {
         let src = entry.unwrap().path();
+        if src.file_name().unwrap().to_str() == Some(&format!("snowflake_id--{version}.sql")) {
+            continue; // the generated one is installed already
+        }
         let dst = extdir.join(src.file_name().unwrap());
         let text = fs::read(&src).unwrap();
         if fs::read(&dst).ok().as_deref() != Some(&text[..]) {

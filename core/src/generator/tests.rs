@@ -1,7 +1,9 @@
 //! Generator tests with a hand-driven clock and an in-memory ceiling store.
 
 use super::*;
-use crate::layout::{decode, IDS_PER_MS};
+use crate::layout::{decode, EPOCH_UNIX_MS, IDS_PER_MS};
+use crate::store::Saved;
+use std::sync::atomic::AtomicBool;
 use proptest::prelude::*;
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -17,6 +19,10 @@ struct FakeClock {
     paused_us: Cell<u64>,
     precise_reads: Cell<u64>,
     mono_reads: Cell<u64>,
+    /// Sum of the wall clock's jumps: real time is the wall clock less this.
+    stepped_us: Cell<i64>,
+    /// Sum of their sizes.
+    jumped_us: Cell<u64>,
 }
 
 impl FakeClock {
@@ -27,6 +33,8 @@ impl FakeClock {
             paused_us: Cell::new(0),
             precise_reads: Cell::new(0),
             mono_reads: Cell::new(0),
+            stepped_us: Cell::new(0),
+            jumped_us: Cell::new(0),
         }
     }
     fn advance_us(&self, us: u64) {
@@ -36,6 +44,12 @@ impl FakeClock {
     /// The wall clock alone jumps (negative: back).
     fn step_wall_ms(&self, ms: i64) {
         self.wall.set(self.wall.get() + ms * 1000);
+        self.stepped_us.set(self.stepped_us.get() + ms * 1000);
+        self.jumped_us.set(self.jumped_us.get() + ms.unsigned_abs() * 1000);
+    }
+    /// Real time in ms since the epoch: the wall clock without its jumps.
+    fn real_ms(&self) -> u64 {
+        rel_ms(self.wall.get() - self.stepped_us.get())
     }
     fn wall_ms(&self) -> u64 {
         rel_ms(self.wall.get())
@@ -66,7 +80,10 @@ impl Clock for FakeClock {
 struct MemStore {
     saved: Mutex<Vec<u64>>,
     corrupt: bool,
-    fail_save: bool,
+    fail_save: AtomicBool,
+    /// Who this store's server is, and who wrote what it holds (`None`: format 1).
+    me: Option<Writer>,
+    found: Option<Writer>,
 }
 
 impl MemStore {
@@ -76,14 +93,17 @@ impl MemStore {
 }
 
 impl CeilingStore for MemStore {
-    fn load(&self) -> Result<Option<u64>, StoreError> {
+    fn load(&self) -> Result<Option<Saved>, StoreError> {
         if self.corrupt {
             return Err(StoreError::Corrupt { path: "mem".into(), reason: "test".into() });
         }
-        Ok(self.ceiling())
+        Ok(self.ceiling().map(|ceiling_ms| Saved { ceiling_ms, writer: self.found }))
+    }
+    fn writer(&self) -> Option<Writer> {
+        self.me
     }
     fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
-        if self.fail_save {
+        if self.fail_save.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError::Io {
                 path: "mem".into(),
                 op: "write",
@@ -100,7 +120,15 @@ fn issue(g: &Generator, c: &FakeClock, s: &MemStore, cfg: &Config, prev: &mut u6
     let out = g.next(c, s, cfg).expect("next");
     assert!(out.tick > *prev, "tick {} not above previous {}", out.tick, *prev);
     let ms = out.tick >> SEQUENCE_BITS;
-    assert!(ms >= c.wall_ms(), "ms {ms} behind the clock ({} ms)", c.wall_ms());
+    // The wall clock; once the wall clock has jumped, real time, which the generator knows only
+    // to within the step threshold (smaller steps are taken as real time).
+    // A start takes the wall clock as real time, so IDs may lag real time by as much as the wall
+    // clock had been stepped then: bounded by all the jumps made.
+    let floor = match c.jumped_us.get() {
+        0 => c.wall_ms(),
+        j => c.wall_ms().min(c.real_ms()).saturating_sub(STEP_THRESHOLD_MS + j / 1000),
+    };
+    assert!(ms >= floor, "ms {ms} behind the clock ({floor} ms)");
     let ceiling = s.ceiling().expect("a ceiling is saved before the first ID");
     assert!(ms < ceiling, "ms {ms} issued at or above saved ceiling {ceiling}");
     *prev = out.tick;
@@ -418,7 +446,7 @@ fn corrupt_store_is_an_error_every_time() {
 #[test]
 fn failing_save_issues_nothing() {
     let (g, c, cfg) = (Generator::new(), FakeClock::new(), Config::default());
-    let s = MemStore { fail_save: true, ..MemStore::default() };
+    let s = MemStore { fail_save: AtomicBool::new(true), ..MemStore::default() };
     assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Store(StoreError::Io { .. }))));
     assert_eq!(g.stats().issued, 0);
 }
@@ -440,14 +468,214 @@ fn ceiling_is_extended_ahead_of_time_not_per_id() {
 }
 
 #[test]
-fn clock_before_the_epoch_still_issues_increasing_ids() {
+fn clock_before_the_epoch_is_an_error_and_ids_flow_once_it_is_right() {
     let (g, c, s, cfg) =
         (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
-    c.wall.set(0); // 1970
+    let right = c.wall.get();
+    c.wall.set((EPOCH_UNIX_MS - 31 * 86_400_000) * 1000); // 2024-12-01, no state file
+    for _ in 0..3 {
+        match g.next(&c, &s, &cfg) {
+            Err(GenError::ClockBeforeEpoch { unix_ms }) => {
+                assert_eq!(unix_ms, EPOCH_UNIX_MS - 31 * 86_400_000)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(s.ceiling(), None, "nothing may be saved from a clock before the epoch");
+    assert_eq!(g.stats().issued, 0);
+    c.wall.set(right);
     let mut prev = 0;
     for _ in 0..10_000 {
         issue(&g, &c, &s, &cfg, &mut prev);
     }
+    // Running, the clock set before the epoch again: an error too, not an ID at ms 0.
+    c.wall.set(0);
+    assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::ClockBeforeEpoch { .. })));
+}
+
+#[test]
+fn a_clock_past_the_horizon_saves_nothing_and_ids_flow_once_it_is_right() {
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let right = c.wall.get();
+    c.wall.set(unix_us(MAX_MS + 10_000));
+    assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Horizon)));
+    assert_eq!(s.ceiling(), None, "a ceiling past the horizon cannot be loaded again");
+    c.wall.set(right);
+    let mut prev = 0;
+    issue(&g, &c, &s, &cfg, &mut prev);
+}
+
+/// Near the horizon IDs reach it and then stop; every saved ceiling stays loadable
+/// (`crate::store::parse` accepts it), and the file keeps the node above what it issued, also
+/// after the clock is set right: a node whose IDs reached 2094 has used up its ID space.
+#[test]
+fn near_the_horizon_ids_run_out_and_the_saved_ceiling_stays_loadable() {
+    let (c, s, cfg) = (FakeClock::new(), MemStore::default(), Config::default());
+    let g = Generator::new();
+    let right = c.wall.get();
+    c.wall.set(unix_us(MAX_MS - 3));
+    let mut prev = 0;
+    let mut issued = 0;
+    let err = loop {
+        match g.next(&c, &s, &cfg) {
+            Ok(out) => {
+                assert!(out.tick > prev);
+                prev = out.tick;
+                issued += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, GenError::Horizon), "{err:?}");
+    assert!(prev >> SEQUENCE_BITS < MAX_MS && issued > 0);
+    for saved in s.saved.lock().unwrap().iter() {
+        let text = crate::store::render(*saved, None);
+        assert_eq!(crate::store::parse(&text).map(|s| s.ceiling_ms), Ok(*saved));
+    }
+    c.wall.set(right);
+    let g2 = Generator::new();
+    assert!(matches!(g2.next(&c, &s, &cfg), Err(GenError::Horizon)));
+}
+
+/// Invariant 4 across restarts: each start begins at the saved ceiling, which is ahead of the
+/// clock; quick restarts and bursts in between must not push IDs further and further ahead.
+#[test]
+fn quick_restarts_and_bursts_never_push_ids_beyond_the_drift_bound() {
+    let (c, s) = (FakeClock::new(), MemStore::default());
+    let cfg = Config { max_drift_ms: 2_000, ..Config::default() };
+    let mut prev = 0;
+    for round in 0..8 {
+        let g = Generator::new();
+        // A burst: 50 ms of IDs at full rate in 10 ms, then a restart 100 ms later.
+        for i in 0..50 * IDS_PER_MS {
+            let out = issue(&g, &c, &s, &cfg, &mut prev);
+            let ms = out.tick >> SEQUENCE_BITS;
+            assert!(
+                ms <= c.wall_ms() + cfg.max_drift_ms,
+                "round {round}: ID {} ms ahead of the clock",
+                ms - c.wall_ms()
+            );
+            assert_eq!(out.event, None, "round {round}: a restart reported as a clock step");
+            if i % (5 * IDS_PER_MS) == 0 {
+                c.advance_us(1_000);
+            }
+        }
+        assert_eq!(g.stats().clock_steps, 0);
+        c.advance_us(100_000);
+    }
+}
+
+#[test]
+fn a_jump_forward_corrected_soon_never_shows_in_an_id() {
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    for _ in 0..1_000 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        c.advance_us(100);
+    }
+    c.step_wall_ms(3_600_000);
+    let mut events = Vec::new();
+    // 5 s at 1 ID per 100 µs with the clock an hour fast.
+    for _ in 0..50_000 {
+        let out = issue(&g, &c, &s, &cfg, &mut prev);
+        events.extend(out.event);
+        assert!(out.tick >> SEQUENCE_BITS <= c.real_ms() + cfg.max_drift_ms);
+        c.advance_us(100);
+    }
+    assert_eq!(events, vec![Event::ClockStepForward { ms: 3_600_000 }]);
+    c.step_wall_ms(-3_600_000);
+    for _ in 0..50_000 {
+        let out = issue(&g, &c, &s, &cfg, &mut prev);
+        assert_eq!(out.event, None, "setting the clock right is not a step back");
+        assert!(out.tick >> SEQUENCE_BITS <= c.real_ms() + cfg.max_drift_ms);
+        c.advance_us(100);
+    }
+    assert_eq!(c.paused_us.get(), 0);
+    assert_eq!(g.stats().clock_steps, 1);
+}
+
+#[test]
+fn a_jump_forward_that_lasts_is_followed() {
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    issue(&g, &c, &s, &cfg, &mut prev);
+    c.step_wall_ms(600_000);
+    let mut elapsed = 0;
+    while elapsed <= FORWARD_CONFIRM_US + 1_000 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        c.advance_us(1_000);
+        elapsed += 1_000;
+    }
+    let ms = issue(&g, &c, &s, &cfg, &mut prev).tick >> SEQUENCE_BITS;
+    assert!(ms >= c.wall_ms(), "IDs follow the wall clock once the jump has lasted");
+    // And the hot path is back: no monotonic reads for steady calls.
+    let reads = c.mono_reads.get();
+    for _ in 0..1_000 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+        c.advance_us(50);
+    }
+    assert_eq!(c.mono_reads.get(), reads);
+}
+
+#[test]
+fn a_ceiling_copied_from_another_server_is_a_floor_and_so_is_this_servers_clock() {
+    let me = Writer { system_identifier: 7, node_id: 1 };
+    let other = Writer { system_identifier: 7, node_id: 2 };
+    let (c, cfg) = (FakeClock::new(), Config::default());
+    // The other server's clock ran an hour ahead: its ceiling is the higher floor.
+    let s = MemStore { me: Some(me), found: Some(other), ..MemStore::default() };
+    s.saved.lock().unwrap().push(c.wall_ms() + 3_600_000);
+    let out = Generator::new().next(&c, &s, &cfg).unwrap();
+    assert!(out.tick >> SEQUENCE_BITS >= c.wall_ms() + 3_600_000);
+    assert!(matches!(out.event, Some(Event::ForeignCeiling { found: Some(w), .. }) if w == other));
+    // The other server's ceiling is old: this server's own IDs, within the drift bound of a
+    // clock that has only moved on, are the floor.
+    let s = MemStore { me: Some(me), found: Some(other), ..MemStore::default() };
+    s.saved.lock().unwrap().push(c.wall_ms() - 60_000);
+    let wall_before = c.wall_ms();
+    let out = Generator::new().next(&c, &s, &cfg).unwrap();
+    assert!(out.tick >> SEQUENCE_BITS > wall_before + cfg.max_drift_ms);
+    assert!(matches!(out.event, Some(Event::ForeignCeiling { .. })));
+    // Its own file, or a format-1 file: no event.
+    for found in [Some(me), None] {
+        let s = MemStore { me: Some(me), found, ..MemStore::default() };
+        s.saved.lock().unwrap().push(c.wall_ms() - 60_000);
+        assert_eq!(Generator::new().next(&c, &s, &cfg).unwrap().event, None);
+    }
+}
+
+#[test]
+fn a_failing_early_save_does_not_fail_calls_below_the_ceiling() {
+    let (g, c, s, cfg) =
+        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let mut prev = 0;
+    issue(&g, &c, &s, &cfg, &mut prev);
+    let ceiling = s.ceiling().unwrap();
+    s.fail_save.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Every call whose millisecond is below the saved ceiling succeeds, also in the half lead
+    // where an early save is tried (and fails).
+    let mut failed = None;
+    for i in 0..2_000 {
+        match g.next(&c, &s, &cfg) {
+            Ok(out) => {
+                assert!(out.tick > prev && out.tick >> SEQUENCE_BITS < ceiling);
+                prev = out.tick;
+            }
+            Err(e) => {
+                failed = Some((i, e));
+                break;
+            }
+        }
+        c.advance_us(1_000);
+    }
+    let (i, e) = failed.expect("the call reaching the ceiling fails");
+    assert!(matches!(e, GenError::Store(StoreError::Io { .. })));
+    assert!(c.real_ms() >= ceiling && i > 900, "failed at call {i}, before the ceiling");
+    s.fail_save.store(false, std::sync::atomic::Ordering::Relaxed);
+    issue(&g, &c, &s, &cfg, &mut prev);
 }
 
 #[test]
