@@ -74,7 +74,7 @@ fn register(client: &mut SpiClient<'_>, node_id: i32) -> bool {
             &format!(
                 "INSERT INTO {registry} AS r (node_id, system_identifier, host, port) \
                  VALUES ($1, {me}, \
-                         pg_catalog.coalesce(pg_catalog.host(pg_catalog.inet_server_addr()), \
+                         coalesce(pg_catalog.host(pg_catalog.inet_server_addr()), \
                                   pg_catalog.current_setting('listen_addresses')), \
                          pg_catalog.current_setting('port')::pg_catalog.int4) \
                  ON CONFLICT (node_id, system_identifier) DO UPDATE \
@@ -167,7 +167,10 @@ fn snowflake_check_nodes() -> TableIterator<
                     row.get::<i64>(2).ok().flatten().unwrap_or(0),
                     row.get::<String>(3).ok().flatten(),
                     row.get::<i32>(4).ok().flatten(),
-                    row.get::<TimestampWithTimeZone>(5).ok().flatten().expect("registered_at is NOT NULL"),
+                    row.get::<TimestampWithTimeZone>(5)
+                        .ok()
+                        .flatten()
+                        .expect("registered_at is NOT NULL"),
                     row.get::<bool>(6).ok().flatten().unwrap_or(false),
                 )
             })
@@ -187,8 +190,10 @@ fn snowflake_check_nodes() -> TableIterator<
                 _ => by_node.push((*node, vec![who])),
             }
         }
-        let list: Vec<String> =
-            by_node.iter().map(|(n, v)| format!("node id {n}: {}", v.join(", "))).collect();
+        let list: Vec<String> = by_node
+            .iter()
+            .map(|(n, v)| format!("node id {n}: {}", v.join(", ")))
+            .collect();
         errors::node_id_clash(&list);
     }
     TableIterator::new(rows)

@@ -77,7 +77,10 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         .unwrap_or_else(|| {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                format!("snowflake_id: relation with OID {} does not exist", tbl.to_u32()),
+                format!(
+                    "snowflake_id: relation with OID {} does not exist",
+                    tbl.to_u32()
+                ),
                 None,
                 "Pass an existing table, e.g. snowflake_convert_column('public.orders', 'id').",
             )
@@ -85,7 +88,10 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
     if !owner {
         errors::not_owner(&table_name);
     }
-    exec(client, &format!("LOCK TABLE {table_name} IN ACCESS EXCLUSIVE MODE"));
+    exec(
+        client,
+        &format!("LOCK TABLE {table_name} IN ACCESS EXCLUSIVE MODE"),
+    );
 
     let found = client
         .select(
@@ -132,7 +138,10 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
     if !matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint") {
         raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            format!("snowflake_id: column {what} is of type {}, not an integer", c.type_name),
+            format!(
+                "snowflake_id: column {what} is of type {}, not an integer",
+                c.type_name
+            ),
             None,
             "Only smallint, integer and bigint columns (serial, bigserial, identity) can become \
              Snowflake ID columns; for other keys add a new bigint column instead.",
@@ -169,7 +178,7 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
                                       pg_catalog.format_type(a.atttypid, NULL)) \
              FROM pg_catalog.pg_constraint fk \
              JOIN pg_catalog.pg_attribute pa ON pa.attrelid = fk.confrelid AND pa.attname = $2 \
-             JOIN LATERAL pg_catalog.unnest(fk.confkey, fk.conkey) AS k(ref, loc) ON k.ref = pa.attnum \
+             JOIN LATERAL unnest(fk.confkey, fk.conkey) AS k(ref, loc) ON k.ref = pa.attnum \
              JOIN pg_catalog.pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = k.loc \
              WHERE fk.contype = 'f' AND fk.confrelid = $1 AND a.atttypid <> 'pg_catalog.int8'::pg_catalog.regtype \
              ORDER BY 1",
@@ -201,7 +210,14 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
         )
     });
     let max_existing: Option<i64> = client
-        .select(&format!("SELECT pg_catalog.max({qcol})::pg_catalog.int8 FROM {}", c.table), None, &[])
+        .select(
+            &format!(
+                "SELECT pg_catalog.max({qcol})::pg_catalog.int8 FROM {}",
+                c.table
+            ),
+            None,
+            &[],
+        )
         .and_then(|t| t.first().get_one())
         .unwrap_or_else(|e| spi_err(e));
     if let Some(max) = max_existing.filter(|&m| m >= first_new) {
@@ -223,36 +239,62 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
 
     let mut done = Vec::new();
     if !c.identity.is_empty() {
-        exec(client, &format!("ALTER TABLE {} ALTER COLUMN {qcol} DROP IDENTITY", c.table));
+        exec(
+            client,
+            &format!("ALTER TABLE {} ALTER COLUMN {qcol} DROP IDENTITY", c.table),
+        );
         done.push(format!(
             "dropped the identity{}",
-            c.owned_sequence.as_ref().map(|s| format!(" and its sequence {s}")).unwrap_or_default()
+            c.owned_sequence
+                .as_ref()
+                .map(|s| format!(" and its sequence {s}"))
+                .unwrap_or_default()
         ));
     } else if !default.is_empty() {
-        exec(client, &format!("ALTER TABLE {} ALTER COLUMN {qcol} DROP DEFAULT", c.table));
+        exec(
+            client,
+            &format!("ALTER TABLE {} ALTER COLUMN {qcol} DROP DEFAULT", c.table),
+        );
         match &c.owned_sequence {
             Some(seq) if default.contains(&strip_quotes_schema(seq)) => {
                 exec(client, &format!("DROP SEQUENCE {seq}"));
-                done.push(format!("dropped the default {default} and the sequence {seq}"));
+                done.push(format!(
+                    "dropped the default {default} and the sequence {seq}"
+                ));
             }
             _ => done.push(format!("dropped the default {default}")),
         }
     }
     if c.type_name != "bigint" {
-        exec(client, &format!("ALTER TABLE {} ALTER COLUMN {qcol} TYPE bigint", c.table));
+        exec(
+            client,
+            &format!("ALTER TABLE {} ALTER COLUMN {qcol} TYPE bigint", c.table),
+        );
         done.push(format!("widened {} to bigint", c.type_name));
     }
-    exec(client, &format!("ALTER TABLE {} ALTER COLUMN {qcol} SET DEFAULT {new_default}", c.table));
+    exec(
+        client,
+        &format!(
+            "ALTER TABLE {} ALTER COLUMN {qcol} SET DEFAULT {new_default}",
+            c.table
+        ),
+    );
     done.push(format!("set DEFAULT {new_default}"));
     format!(
         "{what}: {}; existing values (max {}) sort below new IDs (from {first_new})",
         done.join(", "),
-        max_existing.map(|m| m.to_string()).unwrap_or_else(|| "none".into())
+        max_existing
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "none".into())
     )
 }
 
 /// The relation part of a possibly schema-qualified sequence name, as it appears in a
 /// `nextval('...'::regclass)` default.
 fn strip_quotes_schema(seq: &str) -> String {
-    seq.rsplit('.').next().unwrap_or(seq).trim_matches('"').to_string()
+    seq.rsplit('.')
+        .next()
+        .unwrap_or(seq)
+        .trim_matches('"')
+        .to_string()
 }

@@ -26,8 +26,12 @@ fn warn(message: String, detail: String, hint: &str) {
 
 /// A line for the server log only, never sent to the client.
 pub fn server_log(message: String) {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message, "snowflake_id")
-        .report(PgLogLevel::LOG_SERVER_ONLY);
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        message,
+        "snowflake_id",
+    )
+    .report(PgLogLevel::LOG_SERVER_ONLY);
 }
 
 pub fn not_preloaded() -> ! {
@@ -65,7 +69,10 @@ pub fn generator(e: GenError) -> ! {
         GenError::ClockBeforeEpoch { .. } => raise(
             PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
             format!("snowflake_id: {e}"),
-            Some("No ID was issued and nothing was saved; IDs flow as soon as the clock is right.".into()),
+            Some(
+                "No ID was issued and nothing was saved; IDs flow as soon as the clock is right."
+                    .into(),
+            ),
             "Check the system clock and the time service (chrony or ntpd): the server's clock is \
              before 2025-01-01, which no Snowflake ID can carry.",
         ),
@@ -79,10 +86,12 @@ fn store(e: StoreError) -> ! {
         StoreError::Corrupt { reason, .. } => raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             format!("snowflake_id state file is corrupted: {reason}"),
-            Some("The file (snowflake_id.state in the data directory; the server log names it) \
+            Some(
+                "The file (snowflake_id.state in the data directory; the server log names it) \
                   holds a millisecond above every ID this server issued; without it, IDs issued \
                   after a restart could repeat old ones. No ID was issued."
-                .into()),
+                    .into(),
+            ),
             "Restore the file from a backup, or, once the clock is certainly past every ID this \
              node ever issued (check SELECT max(id) of your tables with snowflake_timestamp()), \
              remove it; the generator then starts from the clock.",
@@ -90,9 +99,11 @@ fn store(e: StoreError) -> ! {
         StoreError::Io { op, source, .. } => raise(
             PgSqlErrorCode::ERRCODE_IO_ERROR,
             format!("could not {op} snowflake_id state file: {source}"),
-            Some("No ID was issued: none may be issued beyond a ceiling that is not saved. The \
+            Some(
+                "No ID was issued: none may be issued beyond a ceiling that is not saved. The \
                   server log names the file."
-                .into()),
+                    .into(),
+            ),
             "Check the permissions and free space of the data directory.",
         ),
     }
@@ -175,7 +186,12 @@ pub fn report_event(event: Event) {
                 .into(),
             hint,
         ),
-        Event::ForeignCeiling { found, me, ceiling_ms, floor_ms } => warn(
+        Event::ForeignCeiling {
+            found,
+            me,
+            ceiling_ms,
+            floor_ms,
+        } => warn(
             format!(
                 "snowflake_id: the state file was written by {}, not by this server ({})",
                 who(found),

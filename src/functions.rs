@@ -16,8 +16,9 @@ fn parts(id: i64) -> Parts {
 
 fn timestamptz_of_ms(ms_since_epoch: u64) -> TimestampWithTimeZone {
     let pg_us = layout::unix_ms(ms_since_epoch) * 1000 - PG_EPOCH_UNIX_US;
-    TimestampWithTimeZone::try_from(pg_us)
-        .unwrap_or_else(|_| errors::bad_timestamp(format!("{ms_since_epoch} ms is not a timestamp")))
+    TimestampWithTimeZone::try_from(pg_us).unwrap_or_else(|_| {
+        errors::bad_timestamp(format!("{ms_since_epoch} ms is not a timestamp"))
+    })
 }
 
 /// The next Snowflake ID of this server: unique across the cluster (by node id), strictly
@@ -51,7 +52,11 @@ fn snowflake_parse(
     id: i64,
 ) -> TableIterator<
     'static,
-    (name!(ts, TimestampWithTimeZone), name!(node, i32), name!(sequence, i32)),
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(node, i32),
+        name!(sequence, i32),
+    ),
 > {
     let p = parts(id);
     TableIterator::once((timestamptz_of_ms(p.ms), p.node.into(), p.sequence.into()))
@@ -117,7 +122,11 @@ fn snowflake_stats() -> TableIterator<
         Some(n) if issued_any => layout::compose(s.last_tick, n as u16).ok(),
         _ => None,
     };
-    let drift = if issued_any { layout::unix_ms(last_ms) - SystemClock::unix_ms() } else { 0 };
+    let drift = if issued_any {
+        layout::unix_ms(last_ms) - SystemClock::unix_ms()
+    } else {
+        0
+    };
     let started = s.ceiling_ms > 0;
     TableIterator::once((
         node,
@@ -133,9 +142,8 @@ fn snowflake_stats() -> TableIterator<
         started.then(|| timestamptz_of_ms(s.ceiling_ms)),
         s.ceiling_writes as i64,
         s.ceiling_waits as i64,
-        started.then(|| {
-            timestamptz_of_ms((s.started_unix_ms - layout::EPOCH_UNIX_MS).max(0) as u64)
-        }),
+        started
+            .then(|| timestamptz_of_ms((s.started_unix_ms - layout::EPOCH_UNIX_MS).max(0) as u64)),
         may_read_settings().then(|| shmem::state_path().display().to_string()),
     ))
 }

@@ -45,6 +45,9 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'snowflake_id'", "snowflake_id.node_id = 42"]
+        vec![
+            "shared_preload_libraries = 'snowflake_id'",
+            "snowflake_id.node_id = 42",
+        ]
     }
 }

@@ -9,7 +9,9 @@ mod tests {
     use std::collections::HashSet;
 
     fn scalar<T: pgrx::IntoDatum + pgrx::FromDatum>(sql: &str) -> T {
-        Spi::get_one::<T>(sql).expect("query failed").expect("NULL result")
+        Spi::get_one::<T>(sql)
+            .expect("query failed")
+            .expect("NULL result")
     }
 
     /// The tests run at once in separate sessions. Those that issue IDs hold this lock shared
@@ -17,17 +19,24 @@ mod tests {
     const ISSUING_LOCK: &str = "4242";
 
     fn issuing() {
-        Spi::run(&format!("SELECT pg_advisory_xact_lock_shared({ISSUING_LOCK})")).unwrap();
+        Spi::run(&format!(
+            "SELECT pg_advisory_xact_lock_shared({ISSUING_LOCK})"
+        ))
+        .unwrap();
     }
 
     #[pg_test]
     fn nextval_is_increasing_unique_and_carries_the_node_id() {
         issuing();
         let ids: Vec<i64> = Spi::connect(|c| {
-            c.select("SELECT snowflake_nextval() FROM generate_series(1, 20000)", None, &[])
-                .unwrap()
-                .map(|r| r.get::<i64>(1).unwrap().unwrap())
-                .collect()
+            c.select(
+                "SELECT snowflake_nextval() FROM generate_series(1, 20000)",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get::<i64>(1).unwrap().unwrap())
+            .collect()
         });
         assert_eq!(ids.len(), 20_000);
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
@@ -42,7 +51,10 @@ mod tests {
             "SELECT abs(extract(epoch FROM snowflake_timestamp(snowflake_nextval()) - clock_timestamp()))::float8",
         );
         assert!(skew < 2.5, "decoded time is {skew} s from now");
-        assert_eq!(scalar::<i32>("SELECT snowflake_node(snowflake_nextval())"), 42);
+        assert_eq!(
+            scalar::<i32>("SELECT snowflake_node(snowflake_nextval())"),
+            42
+        );
     }
 
     #[pg_test]
@@ -69,7 +81,10 @@ mod tests {
              FROM i",
         );
         assert!(ok);
-        assert_eq!(scalar::<i64>("SELECT snowflake_from_timestamp('2025-01-01 00:00:00+00')"), 0);
+        assert_eq!(
+            scalar::<i64>("SELECT snowflake_from_timestamp('2025-01-01 00:00:00+00')"),
+            0
+        );
         assert_eq!(
             scalar::<i64>("SELECT snowflake_from_timestamp('2025-01-01 00:00:01.0009+00')"),
             1000 << 22
@@ -86,7 +101,9 @@ mod tests {
         );
         assert_eq!(n, 5);
         assert_eq!(
-            scalar::<String>("SELECT provolatile::text FROM pg_proc WHERE proname = 'snowflake_nextval'"),
+            scalar::<String>(
+                "SELECT provolatile::text FROM pg_proc WHERE proname = 'snowflake_nextval'"
+            ),
             "v"
         );
     }
@@ -100,7 +117,10 @@ mod tests {
              INSERT INTO audit_log(note) SELECT 'n' || g FROM generate_series(1, 1000) g;",
         )
         .unwrap();
-        assert_eq!(scalar::<i64>("SELECT count(DISTINCT id) FROM audit_log"), 1000);
+        assert_eq!(
+            scalar::<i64>("SELECT count(DISTINCT id) FROM audit_log"),
+            1000
+        );
         let found: i64 = scalar(
             "SELECT count(*) FROM audit_log WHERE id >= snowflake_from_timestamp(now() - interval '1 hour')",
         );
@@ -124,7 +144,9 @@ mod tests {
         assert!(ceiling_ahead);
     }
 
-    #[pg_test(error = "parameter \"snowflake_id.node_id\" cannot be changed without restarting the server")]
+    #[pg_test(
+        error = "parameter \"snowflake_id.node_id\" cannot be changed without restarting the server"
+    )]
     fn session_cannot_set_node_id() {
         Spi::run("SET snowflake_id.node_id = 5").unwrap();
     }

@@ -57,7 +57,13 @@ fn store(node: u16) -> &'static FileStore {
     STORE.get_or_init(|| {
         // SAFETY: reads pg_control's system identifier, set before any backend starts.
         let system_identifier = unsafe { pg_sys::GetSystemIdentifier() };
-        FileStore::with_writer(state_path(), Writer { system_identifier, node_id: node })
+        FileStore::with_writer(
+            state_path(),
+            Writer {
+                system_identifier,
+                node_id: node,
+            },
+        )
     })
 }
 

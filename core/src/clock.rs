@@ -49,7 +49,10 @@ pub struct SystemClock;
 
 #[inline(always)]
 fn clock_us(id: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; both clock ids exist on every supported platform.
     unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000

@@ -21,8 +21,8 @@
 //! `last + 1` whatever the exact time: the clock read is of the cheap coarse clock, enough to
 //! bound the lead, and the compare-and-swap becomes a fetch-and-add, which never retries.
 
-pub use crate::clock::{Clock, SystemClock, COARSE_MARGIN_MS};
 use crate::clock::{before_epoch, rel_ms, unix_us};
+pub use crate::clock::{Clock, SystemClock, COARSE_MARGIN_MS};
 use crate::layout::{self, MAX_MS, SEQUENCE_BITS};
 pub use crate::store::CeilingStore;
 use crate::store::{StoreError, Writer};
@@ -62,7 +62,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_drift_ms: DEFAULT_MAX_DRIFT_MS, ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS }
+        Config {
+            max_drift_ms: DEFAULT_MAX_DRIFT_MS,
+            ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,
+        }
     }
 }
 
@@ -80,7 +83,12 @@ pub enum Event {
     /// (`found`, `None` for an old file without it; `me` is this server): a copy made by
     /// `pg_basebackup` or `pg_rewind`. IDs start above both that ceiling and anything this
     /// server can have issued before (which the drift bound keeps below `floor_ms`).
-    ForeignCeiling { found: Option<Writer>, me: Writer, ceiling_ms: u64, floor_ms: u64 },
+    ForeignCeiling {
+        found: Option<Writer>,
+        me: Writer,
+        ceiling_ms: u64,
+        floor_ms: u64,
+    },
 }
 
 /// Why no ID was issued.
@@ -331,7 +339,11 @@ impl Generator {
                         continue;
                     }
                     tick
-                } else if self.last.compare_exchange_weak(last, cand, Relaxed, Relaxed).is_ok() {
+                } else if self
+                    .last
+                    .compare_exchange_weak(last, cand, Relaxed, Relaxed)
+                    .is_ok()
+                {
                     cand
                 } else {
                     continue;
@@ -349,7 +361,12 @@ impl Generator {
             if coarse {
                 now_us = clock.wall_us();
             }
-            let attempt = Attempt { ceiling, now_us, lag_seen, last };
+            let attempt = Attempt {
+                ceiling,
+                now_us,
+                lag_seen,
+                last,
+            };
             if let Some(tick) = self.slow(clock, store, cfg, attempt, &mut event)? {
                 self.issued.add(writer, 1);
                 return Ok(Issued { tick, event });
@@ -380,13 +397,20 @@ impl Generator {
         a: Attempt,
         event: &mut Option<Event>,
     ) -> Result<Option<u64>, GenError> {
-        let Attempt { ceiling, now_us, lag_seen, last } = a;
+        let Attempt {
+            ceiling,
+            now_us,
+            lag_seen,
+            last,
+        } = a;
         if ceiling == 0 {
             self.start(clock, store, cfg, event)?;
             return Ok(None);
         }
         if before_epoch(now_us) {
-            return Err(GenError::ClockBeforeEpoch { unix_ms: now_us.div_euclid(1000) });
+            return Err(GenError::ClockBeforeEpoch {
+                unix_ms: now_us.div_euclid(1000),
+            });
         }
         let now = rel_ms(now_us);
         if lag_seen != 0 && (last + 1) >> SEQUENCE_BITS <= now {
@@ -398,9 +422,13 @@ impl Generator {
         // a reading far below the highest one seen, or far above it (a jump forward, or the
         // first call after an idle spell).
         let high = self.wall_high.load(Relaxed);
-        let suspect = lag_seen != 0 || now + STEP_THRESHOLD_MS < high || now > high + STEP_THRESHOLD_MS;
-        let reference_us =
-            if suspect { self.real_time_us(clock, now_us, lag_seen, event) } else { now_us };
+        let suspect =
+            lag_seen != 0 || now + STEP_THRESHOLD_MS < high || now > high + STEP_THRESHOLD_MS;
+        let reference_us = if suspect {
+            self.real_time_us(clock, now_us, lag_seen, event)
+        } else {
+            now_us
+        };
         // IDs carry the wall clock unless it is ahead of real time (a jump not yet trusted).
         let cand = (rel_ms(now_us.min(reference_us)) << SEQUENCE_BITS).max(last + 1);
         let cms = cand >> SEQUENCE_BITS;
@@ -421,7 +449,11 @@ impl Generator {
             self.extend(clock, store, cfg, cms, true)?;
             return Ok(None);
         }
-        if self.last.compare_exchange(last, cand, Relaxed, Relaxed).is_err() {
+        if self
+            .last
+            .compare_exchange(last, cand, Relaxed, Relaxed)
+            .is_err()
+        {
             return Ok(None);
         }
         if !suspect && now > high {
@@ -471,10 +503,15 @@ impl Generator {
                 let behind_ms = rel_ms(m1 as i64 + offset_us).saturating_sub(rel_ms(wall));
                 if m2.saturating_sub(m1) <= CONFIRM_WINDOW_US
                     && behind_ms > prev + tolerance_ms
-                    && self.step_lag.compare_exchange(prev, behind_ms, Relaxed, Relaxed).is_ok()
+                    && self
+                        .step_lag
+                        .compare_exchange(prev, behind_ms, Relaxed, Relaxed)
+                        .is_ok()
                 {
                     self.clock_steps.fetch_add(1, Relaxed);
-                    *event = Some(Event::ClockStepBack { ms: behind_ms - prev });
+                    *event = Some(Event::ClockStepBack {
+                        ms: behind_ms - prev,
+                    });
                 }
             }
             estimate_us
@@ -500,7 +537,8 @@ impl Generator {
         let offset = now_us - mono as i64;
         let since = self.ahead_since_us.load(Acquire);
         let same_jump = since != 0
-            && (self.ahead_offset_us.load(Relaxed) - offset).abs() <= STEP_THRESHOLD_MS as i64 * 1000;
+            && (self.ahead_offset_us.load(Relaxed) - offset).abs()
+                <= STEP_THRESHOLD_MS as i64 * 1000;
         if same_jump && mono.saturating_sub(since) >= FORWARD_CONFIRM_US {
             if let Some(_guard) = self.try_lock() {
                 self.ahead_since_us.store(0, Relaxed);
@@ -545,7 +583,11 @@ impl Generator {
             if self.step_lag.load(Relaxed) != 0 {
                 return;
             }
-        } else if self.step_lag.compare_exchange(lag_seen, 0, Relaxed, Relaxed).is_err() {
+        } else if self
+            .step_lag
+            .compare_exchange(lag_seen, 0, Relaxed, Relaxed)
+            .is_err()
+        {
             return;
         }
         // Writes only when the estimate moved or aged: in a long burst every call comes here,
@@ -560,7 +602,10 @@ impl Generator {
     }
 
     fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.lock.compare_exchange(0, 1, Acquire, Relaxed).ok().map(|_| LockGuard(&self.lock))
+        self.lock
+            .compare_exchange(0, 1, Acquire, Relaxed)
+            .ok()
+            .map(|_| LockGuard(&self.lock))
     }
 
     /// Saves a ceiling `ceiling_lead_ms` above `cms`. With `wait`, a caller that cannot take
@@ -623,7 +668,9 @@ impl Generator {
         }
         let now_us = clock.wall_us();
         if before_epoch(now_us) {
-            return Err(GenError::ClockBeforeEpoch { unix_ms: now_us.div_euclid(1000) });
+            return Err(GenError::ClockBeforeEpoch {
+                unix_ms: now_us.div_euclid(1000),
+            });
         }
         let now = rel_ms(now_us);
         if now >= MAX_MS {

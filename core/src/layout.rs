@@ -84,7 +84,9 @@ impl std::error::Error for LayoutError {}
 /// Builds an ID from its parts.
 pub fn encode(parts: Parts) -> Result<i64, LayoutError> {
     if parts.ms > MAX_MS {
-        return Err(LayoutError::TimeOutOfRange(EPOCH_UNIX_MS.saturating_add(parts.ms as i64)));
+        return Err(LayoutError::TimeOutOfRange(
+            EPOCH_UNIX_MS.saturating_add(parts.ms as i64),
+        ));
     }
     if parts.node > MAX_NODE {
         return Err(LayoutError::NodeOutOfRange(parts.node.into()));
@@ -92,8 +94,10 @@ pub fn encode(parts: Parts) -> Result<i64, LayoutError> {
     if parts.sequence > MAX_SEQUENCE {
         return Err(LayoutError::SequenceOutOfRange(parts.sequence.into()));
     }
-    Ok(((parts.ms << MS_SHIFT) | (u64::from(parts.node) << NODE_SHIFT) | u64::from(parts.sequence))
-        as i64)
+    Ok(
+        ((parts.ms << MS_SHIFT) | (u64::from(parts.node) << NODE_SHIFT) | u64::from(parts.sequence))
+            as i64,
+    )
 }
 
 /// Splits an ID into its parts. Every non-negative `i64` is a well-formed ID.
@@ -126,7 +130,9 @@ pub fn unix_ms(ms: u64) -> i64 {
 
 /// Millisecond offset from the epoch of a Unix time in milliseconds, if inside the range.
 pub fn ms_since_epoch(unix_ms: i64) -> Result<u64, LayoutError> {
-    let ms = unix_ms.checked_sub(EPOCH_UNIX_MS).ok_or(LayoutError::TimeOutOfRange(unix_ms))?;
+    let ms = unix_ms
+        .checked_sub(EPOCH_UNIX_MS)
+        .ok_or(LayoutError::TimeOutOfRange(unix_ms))?;
     if !(0..=MAX_MS as i64).contains(&ms) {
         return Err(LayoutError::TimeOutOfRange(unix_ms));
     }
@@ -136,7 +142,11 @@ pub fn ms_since_epoch(unix_ms: i64) -> Result<u64, LayoutError> {
 /// The smallest ID of the millisecond holding `unix_ms` (node 0, sequence 0): every ID issued at
 /// or after that millisecond, on any node, is `>=` it.
 pub fn first_id_at(unix_ms: i64) -> Result<i64, LayoutError> {
-    encode(Parts { ms: ms_since_epoch(unix_ms)?, node: 0, sequence: 0 })
+    encode(Parts {
+        ms: ms_since_epoch(unix_ms)?,
+        node: 0,
+        sequence: 0,
+    })
 }
 
 #[cfg(test)]
@@ -147,7 +157,12 @@ mod tests {
     #[test]
     fn field_widths_add_up_to_63_bits() {
         assert_eq!(TIMESTAMP_BITS + NODE_BITS + SEQUENCE_BITS, 63);
-        let max = encode(Parts { ms: MAX_MS, node: MAX_NODE, sequence: MAX_SEQUENCE }).unwrap();
+        let max = encode(Parts {
+            ms: MAX_MS,
+            node: MAX_NODE,
+            sequence: MAX_SEQUENCE,
+        })
+        .unwrap();
         assert_eq!(max, i64::MAX);
     }
 
@@ -157,7 +172,14 @@ mod tests {
         // ms = 1767225600123 - 1735689600000 = 31536000123
         let id = (31_536_000_123_i64 << 22) | (5 << 12) | 7;
         let p = decode(id).unwrap();
-        assert_eq!(p, Parts { ms: 31_536_000_123, node: 5, sequence: 7 });
+        assert_eq!(
+            p,
+            Parts {
+                ms: 31_536_000_123,
+                node: 5,
+                sequence: 7
+            }
+        );
         assert_eq!(unix_ms(p.ms), 1_767_225_600_123);
     }
 
@@ -171,11 +193,19 @@ mod tests {
     fn rejects_out_of_range() {
         assert_eq!(decode(-1), Err(LayoutError::NegativeId(-1)));
         assert!(matches!(
-            encode(Parts { ms: 0, node: 1024, sequence: 0 }),
+            encode(Parts {
+                ms: 0,
+                node: 1024,
+                sequence: 0
+            }),
             Err(LayoutError::NodeOutOfRange(1024))
         ));
         assert!(matches!(
-            encode(Parts { ms: 0, node: 0, sequence: 4096 }),
+            encode(Parts {
+                ms: 0,
+                node: 0,
+                sequence: 4096
+            }),
             Err(LayoutError::SequenceOutOfRange(4096))
         ));
         assert!(first_id_at(EPOCH_UNIX_MS - 1).is_err());

@@ -60,17 +60,29 @@ pub enum StoreError {
     /// The file exists but is not a valid state file; never treated as "no file".
     Corrupt { path: PathBuf, reason: String },
     /// The operating system refused an operation.
-    Io { path: PathBuf, op: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Corrupt { path, reason } => {
-                write!(f, "snowflake_id state file \"{}\" is corrupted: {reason}", path.display())
+                write!(
+                    f,
+                    "snowflake_id state file \"{}\" is corrupted: {reason}",
+                    path.display()
+                )
             }
             StoreError::Io { path, op, source } => {
-                write!(f, "could not {op} snowflake_id state file \"{}\": {source}", path.display())
+                write!(
+                    f,
+                    "could not {op} snowflake_id state file \"{}\": {source}",
+                    path.display()
+                )
             }
         }
     }
@@ -88,12 +100,18 @@ pub struct FileStore {
 impl FileStore {
     /// A store that writes format 1 (no identity): for tests and tools.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileStore { path: path.into(), writer: None }
+        FileStore {
+            path: path.into(),
+            writer: None,
+        }
     }
 
     /// A store of the server `writer`, recorded in every save.
     pub fn with_writer(path: impl Into<PathBuf>, writer: Writer) -> Self {
-        FileStore { path: path.into(), writer: Some(writer) }
+        FileStore {
+            path: path.into(),
+            writer: Some(writer),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -101,11 +119,18 @@ impl FileStore {
     }
 
     fn io(&self, op: &'static str) -> impl FnOnce(io::Error) -> StoreError + '_ {
-        move |source| StoreError::Io { path: self.path.clone(), op, source }
+        move |source| StoreError::Io {
+            path: self.path.clone(),
+            op,
+            source,
+        }
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> StoreError {
-        StoreError::Corrupt { path: self.path.clone(), reason: reason.into() }
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -151,7 +176,10 @@ pub fn parse(text: &str) -> Result<Saved, String> {
         if node_id > layout::MAX_NODE {
             return Err(format!("node_id {node_id} is above {}", layout::MAX_NODE));
         }
-        Some(Writer { system_identifier: field(lines[2], "system_identifier")?, node_id })
+        Some(Writer {
+            system_identifier: field(lines[2], "system_identifier")?,
+            node_id,
+        })
     } else {
         None
     };
@@ -164,7 +192,9 @@ pub fn parse(text: &str) -> Result<Saved, String> {
     let body_len: usize = lines[..expected - 1].iter().map(|l| l.len() + 1).sum();
     let actual = crc32fast::hash(&text.as_bytes()[..body_len]);
     if actual != crc {
-        return Err(format!("checksum mismatch: file says {crc:08x}, contents give {actual:08x}"));
+        return Err(format!(
+            "checksum mismatch: file says {crc:08x}, contents give {actual:08x}"
+        ));
     }
     let ceiling_ms = layout::ms_since_epoch(unix).map_err(|e| e.to_string())?;
     Ok(Saved { ceiling_ms, writer })
@@ -192,7 +222,8 @@ impl CeilingStore for FileStore {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(self.io("create temporary"))?;
-            f.write_all(render(ceiling_ms, self.writer).as_bytes()).map_err(self.io("write"))?;
+            f.write_all(render(ceiling_ms, self.writer).as_bytes())
+                .map_err(self.io("write"))?;
             f.sync_all().map_err(self.io("fsync"))?;
         }
         fs::rename(&tmp, &self.path).map_err(self.io("rename"))?;
@@ -200,7 +231,9 @@ impl CeilingStore for FileStore {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        File::open(dir).and_then(|d| d.sync_all()).map_err(self.io("fsync the directory of"))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(self.io("fsync the directory of"))?;
         Ok(())
     }
 
@@ -227,11 +260,28 @@ mod tests {
         let path = dir.path().join("snowflake_id.state");
         FileStore::new(&path).save(31_536_000_123).unwrap();
         let loaded = FileStore::new(&path).load().unwrap();
-        assert_eq!(loaded, Some(Saved { ceiling_ms: 31_536_000_123, writer: None }));
-        let me = Writer { system_identifier: u64::MAX - 7, node_id: 1023 };
-        FileStore::with_writer(&path, me).save(31_536_000_124).unwrap();
+        assert_eq!(
+            loaded,
+            Some(Saved {
+                ceiling_ms: 31_536_000_123,
+                writer: None
+            })
+        );
+        let me = Writer {
+            system_identifier: u64::MAX - 7,
+            node_id: 1023,
+        };
+        FileStore::with_writer(&path, me)
+            .save(31_536_000_124)
+            .unwrap();
         let loaded = FileStore::new(&path).load().unwrap();
-        assert_eq!(loaded, Some(Saved { ceiling_ms: 31_536_000_124, writer: Some(me) }));
+        assert_eq!(
+            loaded,
+            Some(Saved {
+                ceiling_ms: 31_536_000_124,
+                writer: Some(me)
+            })
+        );
         assert!(!dir.path().join("snowflake_id.state.tmp").exists());
     }
 
@@ -240,7 +290,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snowflake_id.state");
         let good = render(1000, None);
-        let good2 = render(1000, Some(Writer { system_identifier: 1, node_id: 5 }));
+        let good2 = render(
+            1000,
+            Some(Writer {
+                system_identifier: 1,
+                node_id: 5,
+            }),
+        );
         let cases: Vec<Vec<u8>> = vec![
             good2.replace("node_id 5", "node_id 1024").into_bytes(),
             good2.replace("state 2", "state 1").into_bytes(),

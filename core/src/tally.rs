@@ -29,7 +29,10 @@ impl Default for Tally {
 
 impl Tally {
     pub fn new() -> Self {
-        Tally { owned: std::array::from_fn(|_| Slot(AtomicU64::new(0))), shared: AtomicU64::new(0) }
+        Tally {
+            owned: std::array::from_fn(|_| Slot(AtomicU64::new(0))),
+            shared: AtomicU64::new(0),
+        }
     }
 
     /// Adds `n` for `writer`. `Some(i)` promises that no other thread or process adds with the same

@@ -80,7 +80,10 @@ impl CeilingStore for Store {
 fn check(per_thread: Vec<Vec<u64>>) {
     let mut all: Vec<u64> = per_thread.iter().flatten().copied().collect();
     for ticks in &per_thread {
-        assert!(ticks.windows(2).all(|w| w[0] < w[1]), "a thread saw IDs go back: {ticks:?}");
+        assert!(
+            ticks.windows(2).all(|w| w[0] < w[1]),
+            "a thread saw IDs go back: {ticks:?}"
+        );
     }
     let n = all.len();
     all.sort_unstable();
@@ -138,7 +141,16 @@ fn run(threads: usize, ids_each: usize, pre_started: bool, step_back_us: Option<
         if pre_started {
             g.next(&clock, &store, &cfg).unwrap();
         }
-        draw(threads, ids_each, g, &clock, &store, cfg, step_back_us, |_| {});
+        draw(
+            threads,
+            ids_each,
+            g,
+            &clock,
+            &store,
+            cfg,
+            step_back_us,
+            |_| {},
+        );
     });
 }
 
@@ -198,15 +210,33 @@ fn run_leading(b: Burst) {
         let ceiling = now_ms + b.lead_ms + b.ceiling_ahead_ms;
         let store = Store::default();
         store.save(ceiling).unwrap();
-        let g = Arc::new(Generator::loom_running(first, now_ms, ceiling, NOW_US, clock.mono_us()));
-        let cfg = Config { max_drift_ms: b.max_drift_ms, ceiling_lead_ms: b.ceiling_lead_ms };
+        let g = Arc::new(Generator::loom_running(
+            first,
+            now_ms,
+            ceiling,
+            NOW_US,
+            clock.mono_us(),
+        ));
+        let cfg = Config {
+            max_drift_ms: b.max_drift_ms,
+            ceiling_lead_ms: b.ceiling_lead_ms,
+        };
         let (c, st) = (clock.clone(), store.clone());
         draw(2, 2, g, &clock, &store, cfg, b.step_back_us, move |tick| {
             let ms = tick >> SEQUENCE_BITS;
-            assert!(tick > first, "tick {tick:#x} not above the burst's {first:#x}");
-            assert!(ms < st.saved(), "tick in ms {ms} not below the saved ceiling");
+            assert!(
+                tick > first,
+                "tick {tick:#x} not above the burst's {first:#x}"
+            );
+            assert!(
+                ms < st.saved(),
+                "tick in ms {ms} not below the saved ceiling"
+            );
             let real = c.real_ms();
-            assert!(ms <= real + b.max_drift_ms, "ms {ms} too far ahead of {real}");
+            assert!(
+                ms <= real + b.max_drift_ms,
+                "ms {ms} too far ahead of {real}"
+            );
         });
     });
 }
@@ -219,16 +249,28 @@ fn two_threads_leading_the_clock_carry_into_the_next_millisecond() {
 #[test]
 fn leading_add_that_reaches_the_ceiling_is_skipped_and_the_ceiling_saved() {
     // The first add takes the ceiling's last millisecond, the second would reach the ceiling.
-    run_leading(Burst { ceiling_ahead_ms: 1, ceiling_lead_ms: 1, ..Burst::default() });
+    run_leading(Burst {
+        ceiling_ahead_ms: 1,
+        ceiling_lead_ms: 1,
+        ..Burst::default()
+    });
 }
 
 #[test]
 fn leading_add_past_the_drift_bound_is_skipped() {
     // The first add takes the last millisecond within the bound, the second would pass it.
-    run_leading(Burst { lead_ms: 40, max_drift_ms: 40, coarse_lag_ms: 0, ..Burst::default() });
+    run_leading(Burst {
+        lead_ms: 40,
+        max_drift_ms: 40,
+        coarse_lag_ms: 0,
+        ..Burst::default()
+    });
 }
 
 #[test]
 fn two_threads_leading_the_clock_while_it_steps_back_an_hour() {
-    run_leading(Burst { step_back_us: Some(3_600_000_000), ..Burst::default() });
+    run_leading(Burst {
+        step_back_us: Some(3_600_000_000),
+        ..Burst::default()
+    });
 }

@@ -33,14 +33,20 @@ pub trait ServerClock: Send + Sync {
 
 /// Real Unix time in milliseconds, as this (unshifted) test process sees it.
 pub fn real_unix_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// How far the server's wall clock (a backend's `clock_timestamp()`) is from real time, in ms.
 pub fn server_offset_ms(client: &mut Client) -> i64 {
     let before = real_unix_ms();
     let server: i64 = client
-        .query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
         .unwrap()
         .get(0);
     let after = real_unix_ms();
@@ -49,10 +55,14 @@ pub fn server_offset_ms(client: &mut Client) -> i64 {
 
 /// Waits until the server's clock is `offset_ms` from real time (within 250 ms), polling.
 pub fn wait_until_server_offset(client: &mut Client, offset_ms: i64) {
-    wait_for(&format!("the server clock to be {offset_ms} ms off"), Duration::from_secs(30), || {
-        let seen = server_offset_ms(client);
-        ((seen - offset_ms).abs() < 250).then_some(())
-    });
+    wait_for(
+        &format!("the server clock to be {offset_ms} ms off"),
+        Duration::from_secs(30),
+        || {
+            let seen = server_offset_ms(client);
+            ((seen - offset_ms).abs() < 250).then_some(())
+        },
+    );
 }
 
 /// libfaketime with a relative offset read from a file on every clock call.
@@ -72,12 +82,16 @@ impl FakeTime {
                 }
             }
         }
-        found.expect("libfaketime.so.1 not found: install the Debian package faketime (scripts/setup.sh)")
+        found.expect(
+            "libfaketime.so.1 not found: install the Debian package faketime (scripts/setup.sh)",
+        )
     }
 
     /// A clock at real time whose offset file lives in `dir` (which user postgres can read).
     pub fn new(dir: &Path) -> FakeTime {
-        let c = FakeTime { file: dir.join("faketime.rc") };
+        let c = FakeTime {
+            file: dir.join("faketime.rc"),
+        };
         c.set_offset_ms(0);
         c
     }
@@ -87,14 +101,20 @@ impl ServerClock for FakeTime {
     fn env(&self) -> Vec<(String, String)> {
         vec![
             ("LD_PRELOAD".into(), Self::library().display().to_string()),
-            ("FAKETIME_TIMESTAMP_FILE".into(), self.file.display().to_string()),
+            (
+                "FAKETIME_TIMESTAMP_FILE".into(),
+                self.file.display().to_string(),
+            ),
             ("FAKETIME_NO_CACHE".into(), "1".into()),
             ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
         ]
     }
 
     fn set_offset_ms(&self, offset_ms: i64) {
-        assert!(offset_ms % 1000 == 0, "libfaketime offsets here are whole seconds");
+        assert!(
+            offset_ms % 1000 == 0,
+            "libfaketime offsets here are whole seconds"
+        );
         // Replace the file atomically: a reader sees the old or the new offset, never an empty file.
         let tmp = self.file.with_extension("rc.tmp");
         fs::write(&tmp, format!("{:+}\n", offset_ms / 1000)).unwrap();
@@ -124,7 +144,10 @@ impl Shim {
         static BUILT: OnceLock<PathBuf> = OnceLock::new();
         BUILT
             .get_or_init(|| {
-                let src = project_root().join("tests").join("clockshim").join("clockshim.c");
+                let src = project_root()
+                    .join("tests")
+                    .join("clockshim")
+                    .join("clockshim.c");
                 let root = clusters_root();
                 fs::create_dir_all(&root).unwrap();
                 let out = root.join("clockshim.so");
@@ -137,7 +160,11 @@ impl Shim {
                     .arg("-ldl")
                     .output()
                     .expect("cannot run cc (install build-essential: scripts/setup.sh)");
-                assert!(cc.status.success(), "cc clockshim.c failed:\n{}", String::from_utf8_lossy(&cc.stderr));
+                assert!(
+                    cc.status.success(),
+                    "cc clockshim.c failed:\n{}",
+                    String::from_utf8_lossy(&cc.stderr)
+                );
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
                 fs::rename(&tmp, &out).unwrap();
                 out
@@ -151,7 +178,11 @@ impl Shim {
         let file = dir.join("clockshim.offset");
         fs::write(&file, 0i64.to_ne_bytes()).unwrap();
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-        let f = fs::OpenOptions::new().read(true).write(true).open(&file).unwrap();
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap();
         // SAFETY: maps 8 bytes of a file we just wrote with 8 bytes; checked below.
         let p = unsafe {
             libc::mmap(
@@ -164,7 +195,10 @@ impl Shim {
             )
         };
         assert!(p != libc::MAP_FAILED, "mmap of {} failed", file.display());
-        Shim { file, offset: p.cast() }
+        Shim {
+            file,
+            offset: p.cast(),
+        }
     }
 
     fn offset(&self) -> &AtomicI64 {
@@ -184,7 +218,10 @@ impl ServerClock for Shim {
     fn env(&self) -> Vec<(String, String)> {
         vec![
             ("LD_PRELOAD".into(), Self::library().display().to_string()),
-            ("SNOWFLAKE_CLOCKSHIM_FILE".into(), self.file.display().to_string()),
+            (
+                "SNOWFLAKE_CLOCKSHIM_FILE".into(),
+                self.file.display().to_string(),
+            ),
         ]
     }
 

@@ -19,7 +19,10 @@ pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// The workspace root (the directory holding the extension's Cargo.toml).
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Where clusters of the integration tests live.
@@ -77,7 +80,11 @@ fn chown_postgres(path: &Path) {
     if running_as_root() {
         check(
             "chown",
-            Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).output().unwrap(),
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(path)
+                .output()
+                .unwrap(),
         );
     }
 }
@@ -109,13 +116,26 @@ impl Cluster {
         fs::create_dir_all(&dir).unwrap();
         ensure_traversable(&dir);
         chown_postgres(&dir);
-        let c = Cluster { name: name.into(), port, dir, env: Vec::new() };
+        let c = Cluster {
+            name: name.into(),
+            port,
+            dir,
+            env: Vec::new(),
+        };
         check(
             "initdb",
             as_postgres(&format!("{PG_BIN}/initdb"))
                 .arg("-D")
                 .arg(c.data())
-                .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ])
                 .output()
                 .unwrap(),
         );
@@ -124,7 +144,9 @@ impl Cluster {
              unix_socket_directories = '{}'\nmax_connections = 60\nlog_line_prefix = '%m [%p] '\n",
             c.dir.display()
         );
-        let has_preload = settings.iter().any(|s| s.trim_start().starts_with("shared_preload_libraries"));
+        let has_preload = settings
+            .iter()
+            .any(|s| s.trim_start().starts_with("shared_preload_libraries"));
         if !has_preload {
             conf.push_str("shared_preload_libraries = 'snowflake_id'\n");
         }
@@ -151,7 +173,10 @@ impl Cluster {
 
     pub fn append_conf(&self, text: &str) {
         use std::io::Write;
-        let mut f = fs::OpenOptions::new().append(true).open(self.data().join("postgresql.conf")).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(self.data().join("postgresql.conf"))
+            .unwrap();
         f.write_all(text.as_bytes()).unwrap();
     }
 
@@ -198,7 +223,10 @@ impl Cluster {
 
     /// `pg_ctl reload`.
     pub fn reload(&self) {
-        check("pg_ctl reload", self.pg_ctl().arg("reload").output().unwrap());
+        check(
+            "pg_ctl reload",
+            self.pg_ctl().arg("reload").output().unwrap(),
+        );
     }
 
     /// PID of the postmaster, from `postmaster.pid`.
@@ -216,13 +244,21 @@ impl Cluster {
         kill9(pid);
         let deadline = Instant::now() + Duration::from_secs(60);
         while pids.iter().any(|p| alive(*p)) {
-            assert!(Instant::now() < deadline, "processes of {} did not exit: {pids:?}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "processes of {} did not exit: {pids:?}",
+                self.name
+            );
             thread::sleep(Duration::from_millis(20));
         }
         // A dead postmaster stays a zombie until init reaps it, and PostgreSQL's lock-file check
         // takes a zombie for a running postmaster: wait until the process is gone entirely.
         while Path::new(&format!("/proc/{pid}")).exists() {
-            assert!(Instant::now() < deadline, "postmaster {pid} of {} was not reaped", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "postmaster {pid} of {} was not reaped",
+                self.name
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -239,7 +275,10 @@ impl Cluster {
 
     /// libpq-style connection string.
     pub fn conninfo(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10",
+            self.port
+        )
     }
 
     pub fn try_connect(&self) -> Option<Client> {
@@ -277,7 +316,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.pg_ctl().args(["-m", "immediate", "-w", "stop"]).output();
+        let _ = self
+            .pg_ctl()
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
     }
 }
 
@@ -289,7 +331,11 @@ pub fn pg_dump(conninfo: &str, file: &Path) {
         .args(["-d", conninfo])
         .output()
         .unwrap();
-    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Sends SIGKILL.
@@ -300,17 +346,28 @@ pub fn kill9(pid: i32) {
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
 
 /// Direct children of a process.
 pub fn children(pid: i32) -> Vec<i32> {
-    let Ok(out) = Command::new("pgrep").args(["-P", &pid.to_string()]).output() else {
+    let Ok(out) = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+    else {
         return Vec::new();
     };
-    String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// Waits until `f` returns `Some`, polling (not a fixed sleep); panics after `timeout`.

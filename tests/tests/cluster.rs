@@ -22,7 +22,10 @@ const PGLOGICAL: &[&str] = &[
 ];
 
 fn dsn(c: &Cluster) -> String {
-    format!("host=127.0.0.1 port={} dbname=postgres user=postgres", c.port)
+    format!(
+        "host=127.0.0.1 port={} dbname=postgres user=postgres",
+        c.port
+    )
 }
 
 /// psql with stderr (WARNINGs) captured: (stdout, stderr).
@@ -33,7 +36,11 @@ fn psql_both(c: &Cluster, sql: &str) -> (String, String) {
         .args(["-c", sql])
         .output()
         .unwrap();
-    assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
         String::from_utf8_lossy(&out.stderr).trim().to_string(),
@@ -66,18 +73,25 @@ fn subscribe(subscriber: &Cluster, provider: &Cluster) {
 }
 
 fn wait_replicating(c: &Cluster, subs: i64) {
-    wait_for(&format!("subscriptions of {} replicating", c.name), Duration::from_secs(120), || {
-        let v = c.psql(
+    wait_for(
+        &format!("subscriptions of {} replicating", c.name),
+        Duration::from_secs(120),
+        || {
+            let v = c.psql(
             "SELECT count(*) FILTER (WHERE status = 'replicating') FROM pglogical.show_subscription_status()",
         );
-        (v == subs.to_string()).then_some(())
-    });
+            (v == subs.to_string()).then_some(())
+        },
+    );
 }
 
 fn registry_rows(c: &Cluster) -> Vec<(i32, i64)> {
     let mut client = c.connect();
     client
-        .query("SELECT node_id, system_identifier FROM snowflake_nodes ORDER BY 1, 2", &[])
+        .query(
+            "SELECT node_id, system_identifier FROM snowflake_nodes ORDER BY 1, 2",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
@@ -85,7 +99,10 @@ fn registry_rows(c: &Cluster) -> Vec<(i32, i64)> {
 }
 
 fn sysid(client: &mut Client) -> i64 {
-    client.query_one("SELECT system_identifier FROM pg_control_system()", &[]).unwrap().get(0)
+    client
+        .query_one("SELECT system_identifier FROM pg_control_system()", &[])
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -127,16 +144,27 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
             .map(|(s, p)| format!("5:{s}:{p}:{}", *s == mine))
             .collect();
         expected.sort_by_key(|l| l.split(':').nth(1).unwrap().parse::<i64>().unwrap());
-        assert_eq!(rows.lines().collect::<Vec<_>>(), expected, "clash rows on {}", c.name);
+        assert_eq!(
+            rows.lines().collect::<Vec<_>>(),
+            expected,
+            "clash rows on {}",
+            c.name
+        );
         assert!(warn.contains("WARNING"), "no WARNING on {}: {warn}", c.name);
         assert!(warn.contains("node id 5"), "{warn}");
-        assert!(warn.contains(&sys_a.to_string()) && warn.contains(&sys_b.to_string()), "{warn}");
+        assert!(
+            warn.contains(&sys_a.to_string()) && warn.contains(&sys_b.to_string()),
+            "{warn}"
+        );
         assert!(warn.contains("HINT"), "{warn}");
     }
 
     // A role that may only read the registry sees the clash too (and registers nothing).
     a.psql("CREATE ROLE auditor LOGIN; GRANT SELECT ON snowflake_nodes TO auditor");
-    let (rows, warn) = psql_both(&a, "SET ROLE auditor; SELECT count(*) FROM snowflake_check_nodes()");
+    let (rows, warn) = psql_both(
+        &a,
+        "SET ROLE auditor; SELECT count(*) FROM snowflake_check_nodes()",
+    );
     assert_eq!(rows, "2");
     assert!(warn.contains("node id 5"), "{warn}");
 
@@ -152,20 +180,29 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
         v.sort();
         v
     };
-    wait_for("the renumbering to replicate", Duration::from_secs(60), || {
-        (registry_rows(&a) == fixed).then_some(())
-    });
+    wait_for(
+        "the renumbering to replicate",
+        Duration::from_secs(60),
+        || (registry_rows(&a) == fixed).then_some(()),
+    );
     let (rows, warn) = psql_both(&a, "SELECT count(*) FROM snowflake_check_nodes()");
     assert_eq!(rows, "0");
     assert!(!warn.contains("WARNING"), "{warn}");
     for c in [&a, &b] {
-        assert!(!c.log().contains("CONFLICT"), "registry replication conflicted on {}:\n{}", c.name, c.log());
+        assert!(
+            !c.log().contains("CONFLICT"),
+            "registry replication conflicted on {}:\n{}",
+            c.name,
+            c.log()
+        );
     }
 }
 
 fn sql_err(client: &mut Client, sql: &str) -> postgres::error::DbError {
     let e = client.batch_execute(sql).expect_err(sql);
-    e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}")).clone()
+    e.as_db_error()
+        .unwrap_or_else(|| panic!("{sql}: {e}"))
+        .clone()
 }
 
 /// (type, default, is_identity) of a column.
@@ -207,24 +244,43 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
          INSERT INTO t_child (parent) SELECT id FROM t_bigserial WHERE id <= 100;",
     )
     .unwrap();
-    let before: Vec<Vec<i64>> = ["t_serial", "t_bigserial", "t_identity"].iter().map(|t| ids(&mut c, t)).collect();
+    let before: Vec<Vec<i64>> = ["t_serial", "t_bigserial", "t_identity"]
+        .iter()
+        .map(|t| ids(&mut c, t))
+        .collect();
 
     // Refusals first: each leaves the table as it was.
-    c.batch_execute("CREATE TABLE t_narrow_child (p int REFERENCES t_serial(id))").unwrap();
+    c.batch_execute("CREATE TABLE t_narrow_child (p int REFERENCES t_serial(id))")
+        .unwrap();
     let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_serial', 'id')");
     assert_eq!(e.code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
-    assert!(e.message().contains("t_narrow_child.p (integer)"), "{}", e.message());
+    assert!(
+        e.message().contains("t_narrow_child.p (integer)"),
+        "{}",
+        e.message()
+    );
     assert!(e.hint().unwrap_or("").contains("TYPE bigint"));
-    assert_eq!(column(&mut c, "t_serial", "id").0, "integer", "a refused conversion changed the column");
+    assert_eq!(
+        column(&mut c, "t_serial", "id").0,
+        "integer",
+        "a refused conversion changed the column"
+    );
     c.batch_execute("DROP TABLE t_narrow_child").unwrap();
 
     let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_serial', 'v')");
     assert_eq!(e.code(), &SqlState::DATATYPE_MISMATCH);
-    let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_serial', 'nope')");
+    let e = sql_err(
+        &mut c,
+        "SELECT snowflake_convert_column('t_serial', 'nope')",
+    );
     assert_eq!(e.code(), &SqlState::UNDEFINED_COLUMN);
-    let e = sql_err(&mut c, "SELECT snowflake_convert_column('no_such_table', 'id')");
+    let e = sql_err(
+        &mut c,
+        "SELECT snowflake_convert_column('no_such_table', 'id')",
+    );
     assert_eq!(e.code(), &SqlState::UNDEFINED_TABLE);
-    c.batch_execute("CREATE VIEW v_serial AS SELECT * FROM t_serial").unwrap();
+    c.batch_execute("CREATE VIEW v_serial AS SELECT * FROM t_serial")
+        .unwrap();
     let e = sql_err(&mut c, "SELECT snowflake_convert_column('v_serial', 'id')");
     assert_eq!(e.code(), &SqlState::WRONG_OBJECT_TYPE);
     c.batch_execute("DROP VIEW v_serial").unwrap();
@@ -237,10 +293,21 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
     .unwrap();
     let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_high', 'id')");
     assert_eq!(e.code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
-    assert!(e.message().contains("at or above the first Snowflake ID"), "{}", e.message());
-    assert!(e.hint().unwrap_or("").contains("renumber"), "{:?}", e.hint());
+    assert!(
+        e.message().contains("at or above the first Snowflake ID"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.hint().unwrap_or("").contains("renumber"),
+        "{:?}",
+        e.hint()
+    );
     let (_, default, _) = column(&mut c, "t_high", "id");
-    assert!(default.unwrap_or_default().starts_with("nextval("), "refused conversion kept the sequence");
+    assert!(
+        default.unwrap_or_default().starts_with("nextval("),
+        "refused conversion kept the sequence"
+    );
 
     // The three conversions.
     for (table, dropped) in [
@@ -248,8 +315,13 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
         ("t_bigserial", "sequence public.t_bigserial_id_seq"),
         ("t_identity", "dropped the identity"),
     ] {
-        let done: String =
-            c.query_one("SELECT snowflake_convert_column($1::text::regclass, 'id')", &[&table]).unwrap().get(0);
+        let done: String = c
+            .query_one(
+                "SELECT snowflake_convert_column($1::text::regclass, 'id')",
+                &[&table],
+            )
+            .unwrap()
+            .get(0);
         assert!(done.contains(dropped), "{table}: {done}");
         let (ty, default, identity) = column(&mut c, table, "id");
         assert_eq!(ty, "bigint", "{table}");
@@ -257,14 +329,23 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
         assert_eq!(identity, "NO", "{table}");
     }
     let seqs: i64 = c
-        .query_one("SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relname LIKE 't\\_%'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relname LIKE 't\\_%'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(seqs, 2, "only t_child's and t_high's sequences are left");
-    let after: Vec<Vec<i64>> = ["t_serial", "t_bigserial", "t_identity"].iter().map(|t| ids(&mut c, t)).collect();
+    let after: Vec<Vec<i64>> = ["t_serial", "t_bigserial", "t_identity"]
+        .iter()
+        .map(|t| ids(&mut c, t))
+        .collect();
     assert_eq!(before, after, "existing rows changed");
     // Converting again is a no-op.
-    let again: String = c.query_one("SELECT snowflake_convert_column('t_serial', 'id')", &[]).unwrap().get(0);
+    let again: String = c
+        .query_one("SELECT snowflake_convert_column('t_serial', 'id')", &[])
+        .unwrap()
+        .get(0);
     assert!(again.contains("nothing changed"), "{again}");
 
     // New rows get Snowflake IDs of this node, above every old value.
@@ -285,26 +366,49 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
     // pg_dump / pg_restore onto another server (node 12): the column keeps its default.
     let dump = src.dir.join("convert.dump");
     snowflake_it::pg_dump(&src.conninfo(), &dump);
-    let dst = Cluster::init("cluster-convert-restored", 25704, &["snowflake_id.node_id = 12"]);
+    let dst = Cluster::init(
+        "cluster-convert-restored",
+        25704,
+        &["snowflake_id.node_id = 12"],
+    );
     dst.start();
     let out = Command::new(format!("{PG_BIN}/pg_restore"))
         .args(["--exit-on-error", "-d", &dst.conninfo()])
         .arg(&dump)
         .output()
         .unwrap();
-    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut r = dst.connect();
     for (i, table) in ["t_serial", "t_bigserial", "t_identity"].iter().enumerate() {
         let (ty, default, _) = column(&mut r, table, "id");
-        assert_eq!((ty.as_str(), default.as_deref()), ("bigint", Some("snowflake_nextval()")), "{table}");
+        assert_eq!(
+            (ty.as_str(), default.as_deref()),
+            ("bigint", Some("snowflake_nextval()")),
+            "{table}"
+        );
         let restored = ids(&mut r, table);
-        assert_eq!(restored, ids(&mut c, table), "{table} differs after restore");
-        r.batch_execute(&format!("INSERT INTO {table} (v) SELECT 'restored' || g FROM generate_series(1, 100) g"))
-            .unwrap();
+        assert_eq!(
+            restored,
+            ids(&mut c, table),
+            "{table} differs after restore"
+        );
+        r.batch_execute(&format!(
+            "INSERT INTO {table} (v) SELECT 'restored' || g FROM generate_series(1, 100) g"
+        ))
+        .unwrap();
         let all = ids(&mut r, table);
         assert_eq!(all.len(), before[i].len() + 101);
         let fresh = &all[all.len() - 100..];
-        assert!(fresh.iter().all(|&id| layout::decode(id).unwrap().node == 12), "{table}");
+        assert!(
+            fresh
+                .iter()
+                .all(|&id| layout::decode(id).unwrap().node == 12),
+            "{table}"
+        );
         assert!(fresh[0] > restored[restored.len() - 1]);
     }
 }
@@ -335,8 +439,16 @@ fn run_demo(name: &str, port: u16, node_ids: &str) -> (bool, String) {
 
 /// The three counts after the last ':' of the report line containing `label`.
 fn counts(stdout: &str, label: &str) -> Vec<u64> {
-    let line = stdout.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no `{label}`:\n{stdout}"));
-    line.rsplit(':').next().unwrap().split('/').map(|s| s.trim().split(' ').next().unwrap().parse().unwrap()).collect()
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("no `{label}`:\n{stdout}"));
+    line.rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .map(|s| s.trim().split(' ').next().unwrap().parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -362,7 +474,10 @@ fn three_node_audit_log_job_passes_its_checks() {
     // The conflict count is real: the timestamp-string IDs of the same run did conflict.
     let ts = counts(&stdout, "replication conflicts (pglogical CONFLICT lines");
     assert_eq!(ts.len(), 3);
-    assert!(ts.iter().sum::<u64>() > 0, "the broken approach produced no conflict: {ts:?}");
+    assert!(
+        ts.iter().sum::<u64>() > 0,
+        "the broken approach produced no conflict: {ts:?}"
+    );
     remove_demo_dirs("cluster-demo");
 }
 
@@ -378,9 +493,18 @@ fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
     let (ok, stdout) = run_demo("cluster-demo-clash", 25720, "1 1 3");
     assert!(!ok, "demo.sh passed with two nodes on node id 1:\n{stdout}");
     assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
-    for check in ["[FAIL] 0 replication conflicts:", "[FAIL] no row lost:", "[FAIL] node registry:"] {
+    for check in [
+        "[FAIL] 0 replication conflicts:",
+        "[FAIL] no row lost:",
+        "[FAIL] node registry:",
+    ] {
         assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
     }
-    assert!(counts(&stdout, "pglogical CONFLICT lines for audit_log").iter().sum::<u64>() > 0);
+    assert!(
+        counts(&stdout, "pglogical CONFLICT lines for audit_log")
+            .iter()
+            .sum::<u64>()
+            > 0
+    );
     remove_demo_dirs("cluster-demo-clash");
 }

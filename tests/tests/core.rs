@@ -12,7 +12,13 @@ fn draw(conninfo: &str, batches: usize, per_batch: i64) -> Vec<i64> {
     let mut c = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
     let mut out = Vec::with_capacity(batches * per_batch as usize);
     for _ in 0..batches {
-        for row in c.query("SELECT snowflake_nextval() FROM generate_series(1, $1::bigint)", &[&per_batch]).unwrap() {
+        for row in c
+            .query(
+                "SELECT snowflake_nextval() FROM generate_series(1, $1::bigint)",
+                &[&per_batch],
+            )
+            .unwrap()
+        {
             out.push(row.get(0));
         }
     }
@@ -35,29 +41,51 @@ fn eight_connections_draw_400k_ids_without_a_duplicate() {
     for ids in &per_conn {
         assert_eq!(ids.len(), 50_000);
         let decreases = ids.windows(2).filter(|w| w[0] >= w[1]).count();
-        assert_eq!(decreases, 0, "IDs not strictly increasing within a connection");
+        assert_eq!(
+            decreases, 0,
+            "IDs not strictly increasing within a connection"
+        );
         all.extend_from_slice(ids);
     }
     assert_eq!(count_duplicates(&all), 0);
     assert!(all.iter().all(|&id| layout::decode(id).unwrap().node == 17));
     // The connections really interleaved: the ranges they drew overlap in time.
-    let spans: Vec<(i64, i64)> = per_conn.iter().map(|v| (v[0], *v.last().unwrap())).collect();
+    let spans: Vec<(i64, i64)> = per_conn
+        .iter()
+        .map(|v| (v[0], *v.last().unwrap()))
+        .collect();
     let overlapping = spans.iter().enumerate().any(|(i, a)| {
-        spans.iter().enumerate().any(|(j, b)| i != j && a.0 < b.1 && b.0 < a.1)
+        spans
+            .iter()
+            .enumerate()
+            .any(|(j, b)| i != j && a.0 < b.1 && b.0 < a.1)
     });
-    assert!(overlapping, "connections did not run concurrently: {spans:?}");
-    let issued: i64 = node.connect().query_one("SELECT issued FROM snowflake_stats()", &[]).unwrap().get(0);
+    assert!(
+        overlapping,
+        "connections did not run concurrently: {spans:?}"
+    );
+    let issued: i64 = node
+        .connect()
+        .query_one("SELECT issued FROM snowflake_stats()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(issued, 400_000);
 }
 
 /// Starts a fresh node with `settings`, creates the extension, and returns a connection and the
 /// ERROR `snowflake_nextval()` raises there (panics if it returns an ID).
-fn nextval_error(name: &str, port: u16, settings: &[&str]) -> (Cluster, postgres::Client, postgres::error::DbError) {
+fn nextval_error(
+    name: &str,
+    port: u16,
+    settings: &[&str],
+) -> (Cluster, postgres::Client, postgres::error::DbError) {
     let node = Cluster::init(name, port, settings);
     node.start();
     let mut c = node.connect();
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
-    let err = c.query_one("SELECT snowflake_nextval()", &[]).expect_err("snowflake_nextval() returned an ID");
+    let err = c
+        .query_one("SELECT snowflake_nextval()", &[])
+        .expect_err("snowflake_nextval() returned an ID");
     let db = err.as_db_error().expect("a server error").clone();
     assert_eq!(db.code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
     (node, c, db)
@@ -65,16 +93,28 @@ fn nextval_error(name: &str, port: u16, settings: &[&str]) -> (Cluster, postgres
 
 #[test]
 fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
-    let (node, mut c, db) = nextval_error("core-no-preload", 25502, &["shared_preload_libraries = ''"]);
-    assert!(db.message().contains("shared_preload_libraries"), "{}", db.message());
+    let (node, mut c, db) =
+        nextval_error("core-no-preload", 25502, &["shared_preload_libraries = ''"]);
+    assert!(
+        db.message().contains("shared_preload_libraries"),
+        "{}",
+        db.message()
+    );
     assert!(db.hint().unwrap_or("").contains("shared_preload_libraries"));
     // Same connection, still alive; decoders need no shared memory.
-    let node_of: i32 = c.query_one("SELECT snowflake_node((5::bigint << 12))", &[]).unwrap().get(0);
+    let node_of: i32 = c
+        .query_one("SELECT snowflake_node((5::bigint << 12))", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(node_of, 5);
     assert!(c.query_one("SELECT * FROM snowflake_stats()", &[]).is_err());
     let one: i32 = c.query_one("SELECT 1", &[]).unwrap().get(0);
     assert_eq!(one, 1);
-    assert!(!node.log().contains("terminated by signal"), "a backend crashed:\n{}", node.log());
+    assert!(
+        !node.log().contains("terminated by signal"),
+        "a backend crashed:\n{}",
+        node.log()
+    );
 }
 
 #[test]
@@ -83,26 +123,45 @@ fn unset_node_id_is_an_error_until_configured_and_restarted() {
     assert!(db.message().contains("snowflake_id.node_id"));
     assert!(db.hint().unwrap_or("").contains("postgresql.conf"));
     // A reload does not apply it: a server never issues IDs under two node ids at once.
-    c.batch_execute("ALTER SYSTEM SET snowflake_id.node_id = 321").unwrap();
+    c.batch_execute("ALTER SYSTEM SET snowflake_id.node_id = 321")
+        .unwrap();
     c.batch_execute("SELECT pg_reload_conf()").unwrap();
-    snowflake_it::wait_for("the reload to be refused", std::time::Duration::from_secs(30), || {
-        node.log().contains("cannot be changed without restarting the server").then_some(())
-    });
+    snowflake_it::wait_for(
+        "the reload to be refused",
+        std::time::Duration::from_secs(30),
+        || {
+            node.log()
+                .contains("cannot be changed without restarting the server")
+                .then_some(())
+        },
+    );
     let mut c2 = node.connect();
-    let err = c2.query_one("SELECT snowflake_nextval()", &[]).expect_err("a reload applied the node id");
-    assert_eq!(err.code(), Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE));
+    let err = c2
+        .query_one("SELECT snowflake_nextval()", &[])
+        .expect_err("a reload applied the node id");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
+    );
     // A restart does.
     drop((c, c2));
     node.stop();
     node.start();
-    let id: i64 = node.connect().query_one("SELECT snowflake_nextval()", &[]).unwrap().get(0);
+    let id: i64 = node
+        .connect()
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(layout::decode(id).unwrap().node, 321);
 }
 
 #[test]
 fn out_of_range_node_id_in_the_config_file_gives_no_ids() {
     let (node, _, _) = nextval_error("core-bad-node-id", 25504, &["snowflake_id.node_id = 5000"]);
-    assert!(node.log().contains("snowflake_id.node_id"), "the log names the bad setting");
+    assert!(
+        node.log().contains("snowflake_id.node_id"),
+        "the log names the bad setting"
+    );
 }
 
 #[test]
@@ -120,7 +179,10 @@ fn session_and_role_cannot_change_the_node_id() {
     ] {
         assert!(c.batch_execute(sql).is_err(), "{sql} was accepted");
     }
-    let v: String = c.query_one("SHOW snowflake_id.node_id", &[]).unwrap().get(0);
+    let v: String = c
+        .query_one("SHOW snowflake_id.node_id", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(v, "9");
 }
 
@@ -146,17 +208,25 @@ fn column_default_survives_pg_dump_and_restore_into_another_database() {
         .arg(&dump)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut d = postgres::Client::connect(&dst, postgres::NoTls).unwrap();
     d.batch_execute("INSERT INTO audit_log(user_id, note) SELECT g % 10, 'after' FROM generate_series(1, 1000) g")
         .unwrap();
-    let rows = d.query("SELECT id, note FROM audit_log ORDER BY id", &[]).unwrap();
+    let rows = d
+        .query("SELECT id, note FROM audit_log ORDER BY id", &[])
+        .unwrap();
     assert_eq!(rows.len(), 2000);
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 2000);
     // Ordered by ID, every restored row comes before every new one.
     let notes: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-    assert!(notes[..1000].iter().all(|n| n == "before") && notes[1000..].iter().all(|n| n == "after"));
+    assert!(
+        notes[..1000].iter().all(|n| n == "before") && notes[1000..].iter().all(|n| n == "after")
+    );
     let default: String = d
         .query_one("SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'audit_log'::regclass", &[])
         .unwrap()
@@ -169,11 +239,17 @@ fn restart_continues_above_the_last_id() {
     let node = Cluster::init("core-restart", 25507, &["snowflake_id.node_id = 1"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
-    let before: i64 = node.psql("SELECT max(snowflake_nextval()) FROM generate_series(1, 100000)").parse().unwrap();
+    let before: i64 = node
+        .psql("SELECT max(snowflake_nextval()) FROM generate_series(1, 100000)")
+        .parse()
+        .unwrap();
     node.stop();
     node.start();
     let after: i64 = node.psql("SELECT snowflake_nextval()").parse().unwrap();
-    assert!(after > before, "{after} after restart is not above {before}");
+    assert!(
+        after > before,
+        "{after} after restart is not above {before}"
+    );
     let state = std::fs::read_to_string(node.data().join("snowflake_id.state")).unwrap();
     assert!(state.starts_with("snowflake_id state 1\n"), "{state}");
 }

@@ -26,11 +26,15 @@ const STEP_WARNING: &str = "WARNING:  snowflake_id: the system clock stepped bac
 const BEHIND_WARNING: &str = "WARNING:  snowflake_id: the system clock is ";
 
 fn nextval(c: &mut Client) -> i64 {
-    c.query_one("SELECT snowflake_nextval()", &[]).unwrap().get(0)
+    c.query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0)
 }
 
 fn stat_i64(c: &mut Client, column: &str) -> i64 {
-    c.query_one(&format!("SELECT {column} FROM snowflake_stats()"), &[]).unwrap().get(0)
+    c.query_one(&format!("SELECT {column} FROM snowflake_stats()"), &[])
+        .unwrap()
+        .get(0)
 }
 
 /// Unix ms of the millisecond an ID decodes to.
@@ -96,7 +100,12 @@ fn draw_until(conninfo: String, stop: Arc<AtomicBool>, drawn: Arc<AtomicU64>) ->
     let mut longest_pause = Duration::ZERO;
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let rows = c.query("SELECT snowflake_nextval() FROM generate_series(1, 200)", &[]).unwrap();
+        let rows = c
+            .query(
+                "SELECT snowflake_nextval() FROM generate_series(1, 200)",
+                &[],
+            )
+            .unwrap();
         ids.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
         drawn.fetch_add(rows.len() as u64, Ordering::Relaxed);
         longest_pause = longest_pause.max(last.elapsed());
@@ -107,9 +116,11 @@ fn draw_until(conninfo: String, stop: Arc<AtomicBool>, drawn: Arc<AtomicU64>) ->
 
 fn wait_drawn(drawn: &AtomicU64, more: u64) {
     let target = drawn.load(Ordering::Relaxed) + more;
-    wait_for(&format!("{more} more IDs from the load"), Duration::from_secs(60), || {
-        (drawn.load(Ordering::Relaxed) >= target).then_some(())
-    });
+    wait_for(
+        &format!("{more} more IDs from the load"),
+        Duration::from_secs(60),
+        || (drawn.load(Ordering::Relaxed) >= target).then_some(()),
+    );
 }
 
 /// Steps the server's wall clock back by 1 s, 60 s and 3600 s while 4 connections draw IDs.
@@ -141,18 +152,25 @@ fn clock_steps_back_under_load(clock: &dyn ServerClock, name: &str, port: u16) {
         // The backends really run on the stepped clock...
         clock::wait_until_server_offset(&mut ctl, offset);
         // ...and the generator saw the step while the load went on.
-        wait_for(&format!("step {} counted", k + 1), Duration::from_secs(60), || {
-            (stat_i64(&mut ctl, "clock_steps") > k as i64).then_some(())
-        });
+        wait_for(
+            &format!("step {} counted", k + 1),
+            Duration::from_secs(60),
+            || (stat_i64(&mut ctl, "clock_steps") > k as i64).then_some(()),
+        );
         let after = nextval(&mut ctl);
-        assert!(after > before, "after a {step} ms step back: {after} is not above {before}");
+        assert!(
+            after > before,
+            "after a {step} ms step back: {after} is not above {before}"
+        );
         wait_drawn(&drawn, 20_000);
         if *step == 1_000 {
             // A second later the wall clock has caught up with the IDs: the generator trusts it
             // again (no lag left), so the next step is measured from real time.
-            wait_for("the wall clock to catch up after 1 s", Duration::from_secs(20), || {
-                (stat_i64(&mut ctl, "clock_behind_ms") == 0).then_some(())
-            });
+            wait_for(
+                "the wall clock to catch up after 1 s",
+                Duration::from_secs(20),
+                || (stat_i64(&mut ctl, "clock_behind_ms") == 0).then_some(()),
+            );
             wait_drawn(&drawn, 20_000);
         }
     }
@@ -168,24 +186,39 @@ fn clock_steps_back_under_load(clock: &dyn ServerClock, name: &str, port: u16) {
     let dups = count_duplicates(&all);
     assert_eq!(dups, 0, "duplicate IDs");
     let longest_pause = logs.iter().map(|l| l.longest_pause).max().unwrap();
-    assert!(longest_pause < Duration::from_secs(5), "a connection stalled for {longest_pause:?}");
+    assert!(
+        longest_pause < Duration::from_secs(5),
+        "a connection stalled for {longest_pause:?}"
+    );
 
     let steps = stat_i64(&mut ctl, "clock_steps");
     let log = node.log();
-    let warning_lines: Vec<&str> = log.lines().filter(|l| l.contains("WARNING:  snowflake_id")).collect();
+    let warning_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARNING:  snowflake_id"))
+        .collect();
     assert_eq!(steps, 3, "steps counted; server log: {warning_lines:#?}");
     // Behind by the last two steps (the first one was caught up).
     let behind = stat_i64(&mut ctl, "clock_behind_ms");
-    assert!((behind - 3_660_000).abs() <= 250, "clock_behind_ms = {behind}");
+    assert!(
+        (behind - 3_660_000).abs() <= 250,
+        "clock_behind_ms = {behind}"
+    );
     // The newest IDs decode to about an hour ahead of the (stepped) server clock: they go on from
     // the logical clock instead of repeating the last hour's values.
     let lead = id_unix_ms(nextval(&mut ctl)) - (clock::real_unix_ms() + offset);
-    assert!(lead >= 3_600_000 - 1_000, "lead over the stepped clock: {lead} ms");
+    assert!(
+        lead >= 3_600_000 - 1_000,
+        "lead over the stepped clock: {lead} ms"
+    );
 
     let warned = logged_ms(&node.log(), STEP_WARNING);
     assert_eq!(warned.len(), 3, "one WARNING per step, got {warned:?}");
     for (w, s) in warned.iter().zip(steps_ms) {
-        assert!((w - s).abs() <= 250, "WARNING says {w} ms for a step of {s} ms");
+        assert!(
+            (w - s).abs() <= 250,
+            "WARNING says {w} ms for a step of {s} ms"
+        );
     }
     eprintln!(
         "[{}] {} IDs from 4 connections in {:.1?}, steps performed 3 counted {steps}, WARNINGs {warned:?} ms, \
@@ -221,7 +254,10 @@ fn clock_steps_back_under_load_whole_server_shim() {
 /// `SELECT max(snowflake_nextval())` of `n` IDs, checking they came strictly increasing.
 fn draw_increasing(c: &mut Client, n: i64) -> (i64, i64) {
     let rows = c
-        .query("SELECT snowflake_nextval() FROM generate_series(1, $1::bigint)", &[&n])
+        .query(
+            "SELECT snowflake_nextval() FROM generate_series(1, $1::bigint)",
+            &[&n],
+        )
         .unwrap();
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids.len() as i64, n);
@@ -230,14 +266,19 @@ fn draw_increasing(c: &mut Client, n: i64) -> (i64, i64) {
 }
 
 fn reinitializations(node: &Cluster) -> usize {
-    node.log().matches("all server processes terminated; reinitializing").count()
+    node.log()
+        .matches("all server processes terminated; reinitializing")
+        .count()
 }
 
 /// `kill -9` of one client backend; waits until the postmaster has reinitialised shared memory.
 fn crash_restart(node: &Cluster) {
     let before = reinitializations(node);
     let mut victim = node.connect();
-    let pid: i32 = victim.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let pid: i32 = victim
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     kill9(pid);
     wait_for("the crash-restart", Duration::from_secs(60), || {
         (reinitializations(node) > before).then_some(())
@@ -259,7 +300,10 @@ fn restart_and_crash_restart_with_the_clock_an_hour_behind() {
     let (_, max_before) = draw_increasing(&mut c, 100_000);
     // The ceiling saved for this run (Unix ms): the floor the next start goes on from.
     let ceiling: i64 = c
-        .query_one("SELECT (extract(epoch FROM ceiling) * 1000)::bigint FROM snowflake_stats()", &[])
+        .query_one(
+            "SELECT (extract(epoch FROM ceiling) * 1000)::bigint FROM snowflake_stats()",
+            &[],
+        )
         .unwrap()
         .get(0);
     drop(c);
@@ -275,15 +319,32 @@ fn restart_and_crash_restart_with_the_clock_an_hour_behind() {
     let (first, mut max_seen) = draw_increasing(&mut c, 100_000);
     let restart_draw = t.elapsed();
     let after_draw = clock::real_unix_ms();
-    assert!(first > max_before, "after a restart 1 h behind: {first} is not above {max_before}");
-    assert!(restart_draw < Duration::from_secs(30), "100,000 IDs took {restart_draw:?} (a stall)");
-    assert_eq!(stat_i64(&mut c, "clock_steps"), 1, "a start behind the ceiling counts as a step");
+    assert!(
+        first > max_before,
+        "after a restart 1 h behind: {first} is not above {max_before}"
+    );
+    assert!(
+        restart_draw < Duration::from_secs(30),
+        "100,000 IDs took {restart_draw:?} (a stall)"
+    );
+    assert_eq!(
+        stat_i64(&mut c, "clock_steps"),
+        1,
+        "a start behind the ceiling counts as a step"
+    );
     let behind = logged_ms(&node.log(), BEHIND_WARNING);
-    assert_eq!(behind.len(), 1, "one WARNING for the start behind: {behind:?}");
+    assert_eq!(
+        behind.len(),
+        1,
+        "one WARNING for the start behind: {behind:?}"
+    );
     // The generator started (first call) between `before_start` and `after_draw`, with the server
     // clock an hour behind real time: the WARNING is the saved ceiling minus that reading. Time
     // spent stopping and starting shrinks it below an hour, the ceiling's lead grows it.
-    let (low, high) = (ceiling - (after_draw - 3_600_000), ceiling - (before_start - 3_600_000));
+    let (low, high) = (
+        ceiling - (after_draw - 3_600_000),
+        ceiling - (before_start - 3_600_000),
+    );
     assert!(
         (low - 50..=high + 50).contains(&behind[0]),
         "the WARNING says {} ms behind; ceiling minus the stepped clock was {low}..={high} ms",
@@ -301,7 +362,10 @@ fn restart_and_crash_restart_with_the_clock_an_hour_behind() {
         }
         let mut c = node.connect();
         let (first, last) = draw_increasing(&mut c, 50_000);
-        assert!(first > max_seen, "round {round}: {first} is not above {max_seen}");
+        assert!(
+            first > max_seen,
+            "round {round}: {first} is not above {max_seen}"
+        );
         max_seen = last;
     }
     eprintln!(
@@ -328,8 +392,18 @@ struct InsertLog {
 const BATCH: i64 = 50;
 
 /// One connection inserting batches of rows (autocommit) until `stop`, reconnecting after kills.
-fn insert_until(conninfo: String, conn: i32, stop: Arc<AtomicBool>, acked_rows: Arc<AtomicU64>) -> InsertLog {
-    let mut log = InsertLog { conn, acked: Vec::new(), unexpected: Vec::new(), reconnects: 0 };
+fn insert_until(
+    conninfo: String,
+    conn: i32,
+    stop: Arc<AtomicBool>,
+    acked_rows: Arc<AtomicU64>,
+) -> InsertLog {
+    let mut log = InsertLog {
+        conn,
+        acked: Vec::new(),
+        unexpected: Vec::new(),
+        reconnects: 0,
+    };
     let mut next_seq = 0i64;
     'connect: while let Some(mut c) = connect_retrying(&conninfo, &stop) {
         log.reconnects += 1;
@@ -387,9 +461,13 @@ fn kill9_backends_and_postmaster_under_an_insert_load() {
         // The load is running (again): rows are being committed.
         wait_drawn(&acked, 2_000);
         let mut mon = node.connect();
-        let max_before: i64 = mon.query_one("SELECT coalesce(max(id), 0) FROM t", &[]).unwrap().get(0);
+        let max_before: i64 = mon
+            .query_one("SELECT coalesce(max(id), 0) FROM t", &[])
+            .unwrap()
+            .get(0);
         // Postmaster kills interleaved with the backend kills: rounds 2, 5, 8, 11, 14.
-        if round % 3 == 2 && kills.iter().filter(|k| **k == "postmaster").count() < POSTMASTER_KILLS {
+        if round % 3 == 2 && kills.iter().filter(|k| **k == "postmaster").count() < POSTMASTER_KILLS
+        {
             drop(mon);
             node.kill9_postmaster();
             node.start();
@@ -407,7 +485,10 @@ fn kill9_backends_and_postmaster_under_an_insert_load() {
         // Every ID issued after the kill is above every ID committed before it.
         let mut c = node.connect();
         let after = nextval(&mut c);
-        assert!(after > max_before, "after kill {round}: {after} is not above {max_before}");
+        assert!(
+            after > max_before,
+            "after kill {round}: {after} is not above {max_before}"
+        );
     }
     wait_drawn(&acked, 2_000);
     stop.store(true, Ordering::Relaxed);
@@ -418,13 +499,23 @@ fn kill9_backends_and_postmaster_under_an_insert_load() {
     assert!(backend_kills >= 10 && postmaster_kills >= 5, "{kills:?}");
 
     for l in &logs {
-        assert!(l.unexpected.is_empty(), "connection {}: unexpected errors {:?}", l.conn, l.unexpected);
+        assert!(
+            l.unexpected.is_empty(),
+            "connection {}: unexpected errors {:?}",
+            l.conn,
+            l.unexpected
+        );
     }
     let mut c = node.connect();
-    let rows = c.query("SELECT conn, seq, id FROM t ORDER BY conn, seq", &[]).unwrap();
+    let rows = c
+        .query("SELECT conn, seq, id FROM t ORDER BY conn, seq", &[])
+        .unwrap();
     let mut by_conn: HashMap<i32, Vec<(i64, i64)>> = HashMap::new();
     for r in &rows {
-        by_conn.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+        by_conn
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2)));
     }
     let all: Vec<i64> = rows.iter().map(|r| r.get(2)).collect();
     let dups = count_duplicates(&all);
@@ -434,10 +525,19 @@ fn kill9_backends_and_postmaster_under_an_insert_load() {
         let committed = by_conn.get(&l.conn).cloned().unwrap_or_default();
         // In the order a connection committed its rows, their IDs increase, across every crash.
         let ids: Vec<i64> = committed.iter().map(|(_, id)| *id).collect();
-        assert_eq!(decreases(&ids), 0, "connection {}: IDs not increasing in commit order", l.conn);
+        assert_eq!(
+            decreases(&ids),
+            0,
+            "connection {}: IDs not increasing in commit order",
+            l.conn
+        );
         // Every row the client saw committed is there, with the ID it was told.
         let in_table: HashMap<i64, i64> = committed.into_iter().collect();
-        lost_acks += l.acked.iter().filter(|(seq, id)| in_table.get(seq) != Some(id)).count();
+        lost_acks += l
+            .acked
+            .iter()
+            .filter(|(seq, id)| in_table.get(seq) != Some(id))
+            .count();
     }
     assert_eq!(lost_acks, 0, "acknowledged rows missing or changed");
     let reconnects: usize = logs.iter().map(|l| l.reconnects).sum();
@@ -499,7 +599,11 @@ fn sixteen_connections_draw_a_million_ids_each() {
     let mut all = Vec::with_capacity(CONNECTIONS * PER_CONNECTION);
     for ids in &per_conn {
         assert_eq!(ids.len(), PER_CONNECTION);
-        assert_eq!(decreases(ids), 0, "IDs not strictly increasing within a connection");
+        assert_eq!(
+            decreases(ids),
+            0,
+            "IDs not strictly increasing within a connection"
+        );
         all.extend_from_slice(ids);
     }
     let dups = count_duplicates(&all);
@@ -528,7 +632,10 @@ fn one_statement_draws_20m_ids_within_the_drift_bound() {
     let node = Cluster::init(
         "faults-20m",
         25606,
-        &["snowflake_id.node_id = 9", &format!("snowflake_id.max_drift_ms = {MAX_DRIFT_MS}")],
+        &[
+            "snowflake_id.node_id = 9",
+            &format!("snowflake_id.max_drift_ms = {MAX_DRIFT_MS}"),
+        ],
     );
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
@@ -570,21 +677,37 @@ fn one_statement_draws_20m_ids_within_the_drift_bound() {
     let elapsed = start.elapsed();
     let t1 = clock::real_unix_ms();
     assert_eq!(n, N);
-    assert_eq!(not_increasing, 0, "IDs not strictly increasing (so not unique)");
-    assert!(max_lead_us <= MAX_DRIFT_MS * 1000, "an ID decoded {max_lead_us} us ahead of the clock");
+    assert_eq!(
+        not_increasing, 0,
+        "IDs not strictly increasing (so not unique)"
+    );
+    assert!(
+        max_lead_us <= MAX_DRIFT_MS * 1000,
+        "an ID decoded {max_lead_us} us ahead of the clock"
+    );
     // 20M IDs need at least 20M/4096 = 4,883 milliseconds; none decodes to before the statement
     // began, nor to more than the bound after it ended.
     let span_ms = id_unix_ms(prev) - id_unix_ms(first) + 1;
     assert!(span_ms >= N / 4096, "{N} IDs in {span_ms} ms");
     assert!(id_unix_ms(first) >= t0 - 1, "first ID before the statement");
     let overshoot = id_unix_ms(prev) - t1;
-    assert!(overshoot <= MAX_DRIFT_MS, "last ID {overshoot} ms after the statement's end");
+    assert!(
+        overshoot <= MAX_DRIFT_MS,
+        "last ID {overshoot} ms after the statement's end"
+    );
     let borrowed = stat_i64(&mut c, "max_borrowed_ms");
     let waits = stat_i64(&mut c, "drift_waits");
-    let wait_ms: f64 = c.query_one("SELECT drift_wait_ms FROM snowflake_stats()", &[]).unwrap().get(0);
+    let wait_ms: f64 = c
+        .query_one("SELECT drift_wait_ms FROM snowflake_stats()", &[])
+        .unwrap()
+        .get(0);
     assert!(borrowed <= MAX_DRIFT_MS, "max_borrowed_ms {borrowed}");
     // The statement did use up milliseconds (more than 4,096 IDs in one): this is a burst test.
-    assert!(borrowed > 0, "no millisecond was exhausted ({} IDs/ms)", N / elapsed.as_millis().max(1) as i64);
+    assert!(
+        borrowed > 0,
+        "no millisecond was exhausted ({} IDs/ms)",
+        N / elapsed.as_millis().max(1) as i64
+    );
     let per_ms = N as f64 / elapsed.as_secs_f64() / 1000.0;
     eprintln!(
         "[20M] {N} IDs in one statement in {elapsed:.2?} = {:.0} IDs/s ({per_ms:.0}/ms; format limit \
@@ -615,7 +738,15 @@ fn corrupted_or_unreadable_state_file_is_an_error_until_restored() {
     // One digit of the ceiling changed: the checksum no longer matches.
     let line = text.lines().nth(1).unwrap();
     let last = line.chars().last().unwrap();
-    let edited = text.replacen(line, &format!("{}{}", &line[..line.len() - 1], if last == '9' { '8' } else { '9' }), 1);
+    let edited = text.replacen(
+        line,
+        &format!(
+            "{}{}",
+            &line[..line.len() - 1],
+            if last == '9' { '8' } else { '9' }
+        ),
+        1,
+    );
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("a changed digit", edited.into_bytes()),
         ("binary garbage", vec![0xff, 0xfe, 0x00, 0x13, 0x37]),
@@ -634,16 +765,46 @@ fn corrupted_or_unreadable_state_file_is_an_error_until_restored() {
         let mut c = node.connect();
         for _ in 0..2 {
             let err = c.query_one("SELECT snowflake_nextval()", &[]).unwrap_err();
-            let db = err.as_db_error().unwrap_or_else(|| panic!("{what}: not a server error: {err}"));
-            assert_eq!(db.code(), &SqlState::DATA_CORRUPTED, "{what}: {}", db.message());
-            assert!(db.message().contains("is corrupted"), "{what}: {}", db.message());
-            assert!(db.message().contains(&path.display().to_string()), "{what}: {}", db.message());
-            assert!(db.hint().unwrap_or("").contains("Restore the file"), "{what}: hint {:?}", db.hint());
+            let db = err
+                .as_db_error()
+                .unwrap_or_else(|| panic!("{what}: not a server error: {err}"));
+            assert_eq!(
+                db.code(),
+                &SqlState::DATA_CORRUPTED,
+                "{what}: {}",
+                db.message()
+            );
+            assert!(
+                db.message().contains("is corrupted"),
+                "{what}: {}",
+                db.message()
+            );
+            // The path is for the server log: clients may not know the data directory.
+            assert!(
+                !db.message().contains(&path.display().to_string()),
+                "{what}: {}",
+                db.message()
+            );
+            assert!(
+                !db.detail()
+                    .unwrap_or("")
+                    .contains(&path.display().to_string()),
+                "{what}"
+            );
+            assert!(
+                db.hint().unwrap_or("").contains("Restore the file"),
+                "{what}: hint {:?}",
+                db.hint()
+            );
             errors += 1;
         }
         // The session survives, nothing was issued, the file was not reset behind our back.
         assert_eq!(stat_i64(&mut c, "issued"), 0, "{what}");
-        assert_eq!(&fs::read(&path).unwrap(), bytes, "{what}: the file was rewritten");
+        assert_eq!(
+            &fs::read(&path).unwrap(),
+            bytes,
+            "{what}: the file was rewritten"
+        );
     }
 
     // Unreadable: an I/O error, not "no file".
@@ -658,10 +819,19 @@ fn corrupted_or_unreadable_state_file_is_an_error_until_restored() {
     assert!(db.hint().is_some_and(|h| !h.is_empty()));
     errors += 1;
 
+    assert!(
+        node.log()
+            .contains(&format!("snowflake_id state file \"{}\"", path.display())),
+        "the server log names the file"
+    );
+
     // Restored: IDs again, without a restart, above every ID before.
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     let after = nextval(&mut c);
-    assert!(after > max_before, "{after} after the restore is not above {max_before}");
+    assert!(
+        after > max_before,
+        "{after} after the restore is not above {max_before}"
+    );
     assert!(!node.log().contains("PANIC"), "{}", node.log());
     eprintln!(
         "[state] {} corruptions and 1 unreadable file: {errors} ERRORs (XX001 / 58030) with a HINT, 0 IDs issued; \

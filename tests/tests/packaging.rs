@@ -28,7 +28,12 @@ fn sql_blocks(text: &str) -> Vec<String> {
         .split("/* <begin connected objects> */")
         .map(|b| {
             b.lines()
-                .filter(|l| !(l.starts_with("-- src/") && l.rsplit(':').next().is_some_and(|n| n.parse::<u32>().is_ok())))
+                .filter(|l| {
+                    !(l.starts_with("-- src/")
+                        && l.rsplit(':')
+                            .next()
+                            .is_some_and(|n| n.parse::<u32>().is_ok()))
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
                 .trim()
@@ -51,7 +56,10 @@ fn checked_in_install_script_is_what_the_build_generates() {
         .unwrap_or_else(|e| panic!("sql/{file}: {e}; write it with: cargo pgrx schema pg15 | grep -v '^-- src/' > sql/{file}"));
     let installed = pg_config("--sharedir").join("extension").join(&file);
     let generated = fs::read_to_string(&installed).unwrap_or_else(|e| {
-        panic!("{}: {e}; run cargo pgrx install --release --pg-config /usr/bin/pg_config", installed.display())
+        panic!(
+            "{}: {e}; run cargo pgrx install --release --pg-config /usr/bin/pg_config",
+            installed.display()
+        )
     });
     let (a, b) = (sql_blocks(&checked_in), sql_blocks(&generated));
     let missing: Vec<_> = b.iter().filter(|x| !a.contains(x)).collect();
@@ -72,7 +80,10 @@ fn cargo_version() -> String {
 }
 
 fn semver(v: &str) -> (u64, u64, u64) {
-    let p: Vec<u64> = v.split('.').map(|x| x.parse().unwrap_or_else(|_| panic!("bad version {v}"))).collect();
+    let p: Vec<u64> = v
+        .split('.')
+        .map(|x| x.parse().unwrap_or_else(|_| panic!("bad version {v}")))
+        .collect();
     assert_eq!(p.len(), 3, "bad version {v}");
     (p[0], p[1], p[2])
 }
@@ -83,7 +94,10 @@ fn sql_scripts() -> (Vec<(String, String)>, Vec<String>) {
     let mut installs = Vec::new();
     for entry in fs::read_dir(project_root().join("sql")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        let Some(stem) = name.strip_prefix("snowflake_id--").and_then(|s| s.strip_suffix(".sql")) else {
+        let Some(stem) = name
+            .strip_prefix("snowflake_id--")
+            .and_then(|s| s.strip_suffix(".sql"))
+        else {
             panic!("unexpected file sql/{name}");
         };
         match stem.split_once("--") {
@@ -116,34 +130,61 @@ fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
     );
 
     let meta: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(project_root().join("META.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(project_root().join("META.json")).unwrap())
+            .unwrap();
     assert_eq!(meta["name"], "snowflake_id");
     assert_eq!(meta["version"], version.as_str(), "META.json version");
-    assert_eq!(meta["provides"]["snowflake_id"]["version"], version.as_str(), "META.json provides.version");
+    assert_eq!(
+        meta["provides"]["snowflake_id"]["version"],
+        version.as_str(),
+        "META.json provides.version"
+    );
     assert_eq!(meta["meta-spec"]["version"], "1.0.0");
     for key in ["abstract", "maintainer", "license"] {
         assert!(!meta[key].is_null(), "META.json lacks {key}");
     }
-    let docfile = meta["provides"]["snowflake_id"]["docfile"].as_str().unwrap();
-    assert!(project_root().join(docfile).is_file(), "META.json docfile {docfile} is missing");
+    let docfile = meta["provides"]["snowflake_id"]["docfile"]
+        .as_str()
+        .unwrap();
+    assert!(
+        project_root().join(docfile).is_file(),
+        "META.json docfile {docfile} is missing"
+    );
 
     // sql/: frozen install scripts of older releases and the current one (checked against the
     // build by checked_in_install_script_is_what_the_build_generates), and a chain of upgrade
     // scripts from each of them to the current version.
     let (upgrades, installs) = sql_scripts();
-    assert!(installs.iter().any(|v| semver(v) < semver(&version)), "sql/ has no install script of an earlier release to upgrade from");
-    assert!(installs.contains(&version), "sql/snowflake_id--{version}.sql (the current release's SQL) is missing");
+    assert!(
+        installs.iter().any(|v| semver(v) < semver(&version)),
+        "sql/ has no install script of an earlier release to upgrade from"
+    );
+    assert!(
+        installs.contains(&version),
+        "sql/snowflake_id--{version}.sql (the current release's SQL) is missing"
+    );
     for v in &installs {
-        assert!(semver(v) <= semver(&version), "sql/snowflake_id--{v}.sql is newer than {version}");
+        assert!(
+            semver(v) <= semver(&version),
+            "sql/snowflake_id--{v}.sql is newer than {version}"
+        );
     }
     for (a, b) in &upgrades {
-        assert!(semver(a) < semver(b) && semver(b) <= semver(&version), "sql/snowflake_id--{a}--{b}.sql");
+        assert!(
+            semver(a) < semver(b) && semver(b) <= semver(&version),
+            "sql/snowflake_id--{a}--{b}.sql"
+        );
     }
     for start in &installs {
         let mut at = start.clone();
         while at != version {
-            let next = upgrades.iter().find(|(a, _)| *a == at).map(|(_, b)| b.clone());
-            at = next.unwrap_or_else(|| panic!("no upgrade script from {at} (reached from {start}) towards {version}"));
+            let next = upgrades
+                .iter()
+                .find(|(a, _)| *a == at)
+                .map(|(_, b)| b.clone());
+            at = next.unwrap_or_else(|| {
+                panic!("no upgrade script from {at} (reached from {start}) towards {version}")
+            });
         }
     }
 }
@@ -155,19 +196,42 @@ fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
 fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
     let version = cargo_version();
     let root = project_root();
-    let out = Command::new("bash").arg(root.join("packaging/build-deb.sh")).output().unwrap();
-    assert!(out.status.success(), "build-deb.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let deb = PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim());
+    let out = Command::new("bash")
+        .arg(root.join("packaging/build-deb.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build-deb.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    );
     assert!(deb.is_file(), "{}", deb.display());
     let size = fs::metadata(&deb).unwrap().len();
     eprintln!("{}: {size} bytes", deb.display());
 
-    let info = Command::new("dpkg-deb").arg("-f").arg(&deb).output().unwrap();
+    let info = Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(&deb)
+        .output()
+        .unwrap();
     let info = String::from_utf8_lossy(&info.stdout).to_string();
     assert!(info.contains(&format!("Version: {version}-")), "{info}");
-    let depends = info.lines().find(|l| l.starts_with("Depends:")).unwrap_or_default();
+    let depends = info
+        .lines()
+        .find(|l| l.starts_with("Depends:"))
+        .unwrap_or_default();
     assert!(depends.contains("postgresql-15"), "{info}");
-    assert!(!depends.contains("rust") && !depends.contains("cargo"), "{info}");
+    assert!(
+        !depends.contains("rust") && !depends.contains("cargo"),
+        "{info}"
+    );
 
     // dpkg -i for real, in a private mount namespace (see packaging/deb-smoke.sh).
     let work = snowflake_it::clusters_root().join("pkg-deb");
@@ -188,35 +252,57 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
     );
     let kv: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
     let get = |k: &str| *kv.get(k).unwrap_or_else(|| panic!("no {k} in\n{stdout}"));
-    assert_eq!((get("rustc_works"), get("cargo_works")), ("no", "no"), "Rust is not hidden");
+    assert_eq!(
+        (get("rustc_works"), get("cargo_works")),
+        ("no", "no"),
+        "Rust is not hidden"
+    );
     assert_eq!(get("preinstalled_files"), "0");
-    assert_eq!(get("dpkg_status"), format!("install ok installed {version}-1"));
+    assert_eq!(
+        get("dpkg_status"),
+        format!("install ok installed {version}-1")
+    );
     assert_eq!(get("owner_of_so"), "postgresql-15-snowflake-id");
     for lib in get("so_needs").split_whitespace() {
         assert!(
-            lib.starts_with("libc.so") || lib.starts_with("libgcc_s.so") || lib.starts_with("ld-linux")
-                || lib.starts_with("libm.so") || lib.starts_with("libpthread"),
+            lib.starts_with("libc.so")
+                || lib.starts_with("libgcc_s.so")
+                || lib.starts_with("ld-linux")
+                || lib.starts_with("libm.so")
+                || lib.starts_with("libpthread"),
             "the library needs {lib}"
         );
     }
     let files: Vec<&str> = get("extension_files").split_whitespace().collect();
-    assert!(files.contains(&format!("snowflake_id--{version}.sql").as_str()), "{files:?}");
+    assert!(
+        files.contains(&format!("snowflake_id--{version}.sql").as_str()),
+        "{files:?}"
+    );
     for (a, b) in sql_scripts().0 {
         let upgrade = format!("snowflake_id--{a}--{b}.sql");
-        assert!(files.contains(&upgrade.as_str()), "the package lacks {upgrade}: {files:?}");
+        assert!(
+            files.contains(&upgrade.as_str()),
+            "the package lacks {upgrade}: {files:?}"
+        );
     }
     assert_eq!(get("extversion"), version);
     assert_eq!(get("rows"), "1000");
     assert_eq!(get("nodes"), "77");
     assert_eq!(get("parse_node"), "77");
     let age: i64 = get("age_ms").parse().unwrap();
-    assert!((-2_000..60_000).contains(&age), "IDs decode to {age} ms ago");
+    assert!(
+        (-2_000..60_000).contains(&age),
+        "IDs decode to {age} ms ago"
+    );
     assert_eq!(get("stats_issued"), "1001");
     assert!(get("stats_state_file").ends_with("/data/snowflake_id.state"));
     assert_eq!(get("state_file_exists"), "yes");
     assert_eq!(get("done"), "yes");
     // Nothing leaked out of the namespace: the system's dpkg database does not know the package.
-    let q = Command::new("dpkg-query").args(["-W", "postgresql-15-snowflake-id"]).output().unwrap();
+    let q = Command::new("dpkg-query")
+        .args(["-W", "postgresql-15-snowflake-id"])
+        .output()
+        .unwrap();
     assert!(!q.status.success(), "the package is installed on the host");
 }
 
@@ -224,7 +310,10 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
 // Upgrades
 
 fn pg_config(arg: &str) -> PathBuf {
-    let out = Command::new("/usr/bin/pg_config").arg(arg).output().unwrap();
+    let out = Command::new("/usr/bin/pg_config")
+        .arg(arg)
+        .output()
+        .unwrap();
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
@@ -311,7 +400,11 @@ ORDER BY 1
 "#;
 
 fn fingerprint(c: &mut postgres::Client) -> Vec<String> {
-    c.query(FINGERPRINT, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+    c.query(FINGERPRINT, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 fn diff(a: &[String], b: &[String]) -> String {
@@ -326,8 +419,13 @@ fn diff(a: &[String], b: &[String]) -> String {
 }
 
 fn db(node: &Cluster, name: &str) -> postgres::Client {
-    postgres::Client::connect(&node.conninfo().replace("dbname=postgres", &format!("dbname={name}")), postgres::NoTls)
-        .unwrap()
+    postgres::Client::connect(
+        &node
+            .conninfo()
+            .replace("dbname=postgres", &format!("dbname={name}")),
+        postgres::NoTls,
+    )
+    .unwrap()
 }
 
 /// `(issued, last_id, ceiling as Unix ms)` from snowflake_stats().
@@ -361,32 +459,71 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
          INSERT INTO audit_log (note) SELECT 'before' FROM generate_series(1, 5000);"
     ))
     .unwrap();
-    let v: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'", &[]).unwrap().get(0);
+    let v: String = c
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(v, previous);
     let mut o = db(&node, "old");
-    o.batch_execute(&format!("CREATE EXTENSION snowflake_id VERSION '{previous}'")).unwrap();
+    o.batch_execute(&format!(
+        "CREATE EXTENSION snowflake_id VERSION '{previous}'"
+    ))
+    .unwrap();
     let old_objects = fingerprint(&mut o);
-    let max_before: i64 = c.query_one("SELECT max(id) FROM audit_log", &[]).unwrap().get(0);
+    let max_before: i64 = c
+        .query_one("SELECT max(id) FROM audit_log", &[])
+        .unwrap()
+        .get(0);
     let (issued_before, last_before, ceiling_before) = stats(&mut c);
     assert_eq!(issued_before, 5000);
     assert_eq!(last_before, Some(max_before));
 
     // The update, in the same session that has been using the functions.
-    c.batch_execute("ALTER EXTENSION snowflake_id UPDATE").unwrap();
-    let v: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'", &[]).unwrap().get(0);
+    c.batch_execute("ALTER EXTENSION snowflake_id UPDATE")
+        .unwrap();
+    let v: String = c
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(v, version);
 
     // The generator in shared memory carried on: no reset, IDs above every earlier one.
-    c.batch_execute("INSERT INTO audit_log (note) SELECT 'after' FROM generate_series(1, 3000)").unwrap();
+    c.batch_execute("INSERT INTO audit_log (note) SELECT 'after' FROM generate_series(1, 3000)")
+        .unwrap();
     let mut c2 = db(&node, "upgraded");
-    c2.batch_execute("INSERT INTO audit_log (note) SELECT 'after, new session' FROM generate_series(1, 2000)").unwrap();
+    c2.batch_execute(
+        "INSERT INTO audit_log (note) SELECT 'after, new session' FROM generate_series(1, 2000)",
+    )
+    .unwrap();
     let (issued_after, _, ceiling_after) = stats(&mut c2);
-    assert_eq!(issued_after, issued_before + 5000, "the generator's counters were reset by the update");
-    assert!(ceiling_after >= ceiling_before, "the ceiling went back: {ceiling_after} < {ceiling_before}");
+    assert_eq!(
+        issued_after,
+        issued_before + 5000,
+        "the generator's counters were reset by the update"
+    );
+    assert!(
+        ceiling_after >= ceiling_before,
+        "the ceiling went back: {ceiling_after} < {ceiling_before}"
+    );
     let ceiling_ms = layout::decode(max_before).unwrap().ms as i64 + layout::EPOCH_UNIX_MS;
-    assert!(ceiling_before > ceiling_ms, "the ceiling {ceiling_before} is not above the last ID ({ceiling_ms})");
-    let min_after: i64 = c2.query_one("SELECT min(id) FROM audit_log WHERE note <> 'before'", &[]).unwrap().get(0);
-    assert!(min_after > max_before, "{min_after} after the update is not above {max_before}");
+    assert!(
+        ceiling_before > ceiling_ms,
+        "the ceiling {ceiling_before} is not above the last ID ({ceiling_ms})"
+    );
+    let min_after: i64 = c2
+        .query_one("SELECT min(id) FROM audit_log WHERE note <> 'before'", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        min_after > max_before,
+        "{min_after} after the update is not above {max_before}"
+    );
     let default: String = c2
         .query_one(
             "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'audit_log'::regclass",
@@ -411,12 +548,24 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     drop((c, c2, o));
 
     // And across a restart: the persisted ceiling keeps IDs above everything issued before.
-    let max_all: i64 = db(&node, "upgraded").query_one("SELECT max(id) FROM audit_log", &[]).unwrap().get(0);
+    let max_all: i64 = db(&node, "upgraded")
+        .query_one("SELECT max(id) FROM audit_log", &[])
+        .unwrap()
+        .get(0);
     node.stop();
     node.start();
     let mut c = db(&node, "upgraded");
-    let id: i64 = c.query_one("INSERT INTO audit_log (note) VALUES ('restarted') RETURNING id", &[]).unwrap().get(0);
-    assert!(id > max_all, "{id} after the restart is not above {max_all}");
+    let id: i64 = c
+        .query_one(
+            "INSERT INTO audit_log (note) VALUES ('restarted') RETURNING id",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        id > max_all,
+        "{id} after the restart is not above {max_all}"
+    );
     assert_eq!(layout::decode(id).unwrap().node, 11);
 
     // The upgraded extension is the same, object for object, as a fresh install of this release.
@@ -424,7 +573,10 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     let mut f = db(&node, "fresh");
     f.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
     let fresh = fingerprint(&mut f);
-    assert!(fresh.iter().any(|l| l.contains("snowflake_nextval()")), "{fresh:#?}");
+    assert!(
+        fresh.iter().any(|l| l.contains("snowflake_nextval()")),
+        "{fresh:#?}"
+    );
     assert_eq!(
         upgraded,
         fresh,
@@ -462,26 +614,48 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
          INSERT INTO app.child (parent) SELECT id FROM app.audit_log WHERE note LIKE '%7';",
     )
     .unwrap();
-    let checksum = "SELECT md5(string_agg(id::text || ':' || note, ',' ORDER BY id)) FROM app.audit_log";
+    let checksum =
+        "SELECT md5(string_agg(id::text || ':' || note, ',' ORDER BY id)) FROM app.audit_log";
     let src_sum: String = s.query_one(checksum, &[]).unwrap().get(0);
-    let src_max: i64 = s.query_one("SELECT max(id) FROM app.audit_log", &[]).unwrap().get(0);
+    let src_max: i64 = s
+        .query_one("SELECT max(id) FROM app.audit_log", &[])
+        .unwrap()
+        .get(0);
 
     let dump = dst.dir.join("src.dump");
     snowflake_it::pg_dump(&src.conninfo(), &dump);
     // The dump creates the extension; its functions are not dumped as loose objects.
-    let list = Command::new(format!("{PG_BIN}/pg_restore")).arg("-l").arg(&dump).output().unwrap();
+    let list = Command::new(format!("{PG_BIN}/pg_restore"))
+        .arg("-l")
+        .arg(&dump)
+        .output()
+        .unwrap();
     let list = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(list.contains("EXTENSION - snowflake_id"), "{list}");
-    assert!(!list.lines().any(|l| l.contains(" FUNCTION ") && l.contains("snowflake_")), "{list}");
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.contains(" FUNCTION ") && l.contains("snowflake_")),
+        "{list}"
+    );
     drop(s);
     src.stop();
 
     let out = Command::new(format!("{PG_BIN}/pg_restore"))
-        .args(["--exit-on-error", "--single-transaction", "-d", &dst.conninfo()])
+        .args([
+            "--exit-on-error",
+            "--single-transaction",
+            "-d",
+            &dst.conninfo(),
+        ])
         .arg(&dump)
         .output()
         .unwrap();
-    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut d = dst.connect();
     let dst_sum: String = d.query_one(checksum, &[]).unwrap().get(0);
@@ -494,7 +668,13 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
         .unwrap()
         .get(0);
     assert_eq!(default, "snowflake_nextval()");
-    let v: String = d.query_one("SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'", &[]).unwrap().get(0);
+    let v: String = d
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(v, cargo_version());
 
     // The fresh server issues its own IDs into the restored tables: its node id, no clash.
@@ -510,16 +690,26 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
             &[],
         )
         .unwrap();
-    let (n, distinct, min_new, on_22): (i64, i64, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+    let (n, distinct, min_new, on_22): (i64, i64, i64, i64) =
+        (r.get(0), r.get(1), r.get(2), r.get(3));
     assert_eq!((n, distinct, on_22), (2000, 2000, 2000));
-    assert!(min_new > src_max, "new IDs {min_new} not after the restored ones {src_max}");
+    assert!(
+        min_new > src_max,
+        "new IDs {min_new} not after the restored ones {src_max}"
+    );
     let restored_nodes: Vec<i32> = d
-        .query("SELECT DISTINCT node FROM app.audit_log_decoded WHERE note LIKE 'row %'", &[])
+        .query(
+            "SELECT DISTINCT node FROM app.audit_log_decoded WHERE note LIKE 'row %'",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
     assert_eq!(restored_nodes, vec![21]);
-    let total: i64 = d.query_one("SELECT count(*) FROM app.audit_log", &[]).unwrap().get(0);
+    let total: i64 = d
+        .query_one("SELECT count(*) FROM app.audit_log", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(total, 5000);
 }

@@ -73,7 +73,10 @@ fn is_commit(kind: u8, raw: &[u8]) -> bool {
         },
         _ => return false,
     };
-    let sql = String::from_utf8_lossy(sql).trim_matches(char::from(0)).trim().to_ascii_uppercase();
+    let sql = String::from_utf8_lossy(sql)
+        .trim_matches(char::from(0))
+        .trim()
+        .to_ascii_uppercase();
     sql.starts_with("COMMIT") || sql.starts_with("END")
 }
 
@@ -136,7 +139,9 @@ async fn wait_for_fault(mut rx: tokio::sync::watch::Receiver<Option<Fault>>, wan
 }
 
 async fn relay(client: TcpStream, server_port: u16, faults: Arc<Faults>) {
-    let Ok(server) = TcpStream::connect(("127.0.0.1", server_port)).await else { return };
+    let Ok(server) = TcpStream::connect(("127.0.0.1", server_port)).await else {
+        return;
+    };
     // Messages are relayed one by one: no Nagle delay on top of the peer's delayed ACKs.
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
@@ -154,7 +159,9 @@ async fn start_proxy(port: u16, server_port: u16, faults: Arc<Faults>) {
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(relay(sock, server_port, faults.clone()));
         }
     });
@@ -165,7 +172,11 @@ fn conninfo(port: u16) -> String {
 }
 
 fn fast_policy() -> RetryPolicy {
-    RetryPolicy { min_delay: Duration::from_millis(20), max_delay: Duration::from_millis(500), max_retries: 6 }
+    RetryPolicy {
+        min_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(500),
+        max_retries: 6,
+    }
 }
 
 /// The naive way: INSERT with the DEFAULT ID, retried as a whole on a transient error.
@@ -195,12 +206,19 @@ async fn naive_write(conninfo: &str, event: &AuditEvent) -> (u32, Result<(), Str
 }
 
 fn event(detail: &str) -> AuditEvent {
-    AuditEvent { actor: "alice".into(), action: "login".into(), detail: detail.into() }
+    AuditEvent {
+        actor: "alice".into(),
+        action: "login".into(),
+        detail: detail.into(),
+    }
 }
 
 fn rows_with_detail(node: &Cluster, detail: &str) -> Vec<i64> {
     node.connect()
-        .query("SELECT id FROM audit_log WHERE detail = $1 ORDER BY id", &[&detail])
+        .query(
+            "SELECT id FROM audit_log WHERE detail = $1 ORDER BY id",
+            &[&detail],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
@@ -215,36 +233,70 @@ fn lost_commit_acknowledgement_safe_client_writes_once_naive_client_twice() {
     node.psql(CREATE_TABLE);
     let proxy_port = 25912;
     let via_proxy = conninfo(proxy_port);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let faults = Arc::new(Faults::default());
     rt.block_on(start_proxy(proxy_port, node.port, faults.clone()));
 
     // No fault: one attempt, written.
-    let r = rt.block_on(write_audit_row(&via_proxy, &event("no fault"), &fast_policy())).unwrap();
+    let r = rt
+        .block_on(write_audit_row(
+            &via_proxy,
+            &event("no fault"),
+            &fast_policy(),
+        ))
+        .unwrap();
     assert_eq!((r.outcome, r.attempts), (Outcome::Written, 1));
     assert_eq!(rows_with_detail(&node, "no fault"), vec![r.id]);
 
     // The naive client under a lost acknowledgement: its retry writes a second row.
     faults.arm(Fault::LoseAck);
     let (attempts, result) = rt.block_on(naive_write(&via_proxy, &event("naive")));
-    assert_eq!(faults.acks_lost.load(Ordering::SeqCst), 1, "the fault was not injected");
+    assert_eq!(
+        faults.acks_lost.load(Ordering::SeqCst),
+        1,
+        "the fault was not injected"
+    );
     assert!(result.is_ok(), "naive client failed: {result:?}");
     assert_eq!(attempts, 2);
     let naive_rows = rows_with_detail(&node, "naive");
-    assert_eq!(naive_rows.len(), 2, "the lost acknowledgement did not make the naive client duplicate: {naive_rows:?}");
+    assert_eq!(
+        naive_rows.len(),
+        2,
+        "the lost acknowledgement did not make the naive client duplicate: {naive_rows:?}"
+    );
 
     // The safe client under the same fault: it succeeds on its retry, and there is one row.
     faults.arm(Fault::LoseAck);
-    let r = rt.block_on(write_audit_row(&via_proxy, &event("safe"), &fast_policy())).unwrap();
-    assert_eq!(faults.acks_lost.load(Ordering::SeqCst), 2, "the fault was not injected");
+    let r = rt
+        .block_on(write_audit_row(&via_proxy, &event("safe"), &fast_policy()))
+        .unwrap();
+    assert_eq!(
+        faults.acks_lost.load(Ordering::SeqCst),
+        2,
+        "the fault was not injected"
+    );
     assert_eq!(r.outcome, Outcome::AlreadyWritten, "{r:?}");
     assert_eq!(r.attempts, 2, "{r:?}");
     assert_eq!(rows_with_detail(&node, "safe"), vec![r.id]);
 
     // The COMMIT never reaches the server: the transaction rolls back, the retry writes the row.
     faults.arm(Fault::DropCommit);
-    let r = rt.block_on(write_audit_row(&via_proxy, &event("dropped commit"), &fast_policy())).unwrap();
-    assert_eq!(faults.commits_dropped.load(Ordering::SeqCst), 1, "the fault was not injected");
+    let r = rt
+        .block_on(write_audit_row(
+            &via_proxy,
+            &event("dropped commit"),
+            &fast_policy(),
+        ))
+        .unwrap();
+    assert_eq!(
+        faults.commits_dropped.load(Ordering::SeqCst),
+        1,
+        "the fault was not injected"
+    );
     assert_eq!((r.outcome, r.attempts), (Outcome::Written, 2), "{r:?}");
     assert_eq!(rows_with_detail(&node, "dropped commit"), vec![r.id]);
 
@@ -254,13 +306,23 @@ fn lost_commit_acknowledgement_safe_client_writes_once_naive_client_twice() {
             faults.arm(Fault::LoseAck);
         }
         let detail = format!("batch {i}");
-        let r = rt.block_on(write_audit_row(&via_proxy, &event(&detail), &fast_policy())).unwrap();
-        let expected = if i % 2 == 0 { Outcome::AlreadyWritten } else { Outcome::Written };
+        let r = rt
+            .block_on(write_audit_row(&via_proxy, &event(&detail), &fast_policy()))
+            .unwrap();
+        let expected = if i % 2 == 0 {
+            Outcome::AlreadyWritten
+        } else {
+            Outcome::Written
+        };
         assert_eq!(r.outcome, expected, "row {i}: {r:?}");
         assert_eq!(rows_with_detail(&node, &detail), vec![r.id]);
     }
     assert_eq!(faults.acks_lost.load(Ordering::SeqCst), 7);
-    let total: i64 = node.connect().query_one("SELECT count(*) FROM audit_log", &[]).unwrap().get(0);
+    let total: i64 = node
+        .connect()
+        .query_one("SELECT count(*) FROM audit_log", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(total, 1 + 2 + 1 + 1 + 10);
 }
 
@@ -283,8 +345,17 @@ fn unique_violation_on_the_first_attempt_is_an_error_not_success() {
          END $$;
          CREATE TRIGGER collide BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION collide();",
     );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let err = rt.block_on(write_audit_row(&conninfo(node.port), &event("mine"), &fast_policy())).unwrap_err();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(write_audit_row(
+            &conninfo(node.port),
+            &event("mine"),
+            &fast_policy(),
+        ))
+        .unwrap_err();
     assert!(!err.is_transient());
     assert!(err.to_string().contains("23505"), "{err}");
     assert!(rows_with_detail(&node, "mine").is_empty());

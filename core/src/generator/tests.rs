@@ -3,10 +3,10 @@
 use super::*;
 use crate::layout::{decode, EPOCH_UNIX_MS, IDS_PER_MS};
 use crate::store::Saved;
-use std::sync::atomic::AtomicBool;
 use proptest::prelude::*;
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 const T0_US: i64 = (EPOCH_UNIX_MS + 40_000_000_000) * 1000; // 2026-04-07, some moment
@@ -45,7 +45,8 @@ impl FakeClock {
     fn step_wall_ms(&self, ms: i64) {
         self.wall.set(self.wall.get() + ms * 1000);
         self.stepped_us.set(self.stepped_us.get() + ms * 1000);
-        self.jumped_us.set(self.jumped_us.get() + ms.unsigned_abs() * 1000);
+        self.jumped_us
+            .set(self.jumped_us.get() + ms.unsigned_abs() * 1000);
     }
     /// Real time in ms since the epoch: the wall clock without its jumps.
     fn real_ms(&self) -> u64 {
@@ -95,9 +96,15 @@ impl MemStore {
 impl CeilingStore for MemStore {
     fn load(&self) -> Result<Option<Saved>, StoreError> {
         if self.corrupt {
-            return Err(StoreError::Corrupt { path: "mem".into(), reason: "test".into() });
+            return Err(StoreError::Corrupt {
+                path: "mem".into(),
+                reason: "test".into(),
+            });
         }
-        Ok(self.ceiling().map(|ceiling_ms| Saved { ceiling_ms, writer: self.found }))
+        Ok(self.ceiling().map(|ceiling_ms| Saved {
+            ceiling_ms,
+            writer: self.found,
+        }))
     }
     fn writer(&self) -> Option<Writer> {
         self.me
@@ -118,7 +125,12 @@ impl CeilingStore for MemStore {
 /// Issues one ID and checks the invariants that hold for every single ID.
 fn issue(g: &Generator, c: &FakeClock, s: &MemStore, cfg: &Config, prev: &mut u64) -> Issued {
     let out = g.next(c, s, cfg).expect("next");
-    assert!(out.tick > *prev, "tick {} not above previous {}", out.tick, *prev);
+    assert!(
+        out.tick > *prev,
+        "tick {} not above previous {}",
+        out.tick,
+        *prev
+    );
     let ms = out.tick >> SEQUENCE_BITS;
     // The wall clock; once the wall clock has jumped, real time, which the generator knows only
     // to within the step threshold (smaller steps are taken as real time).
@@ -126,19 +138,29 @@ fn issue(g: &Generator, c: &FakeClock, s: &MemStore, cfg: &Config, prev: &mut u6
     // clock had been stepped then: bounded by all the jumps made.
     let floor = match c.jumped_us.get() {
         0 => c.wall_ms(),
-        j => c.wall_ms().min(c.real_ms()).saturating_sub(STEP_THRESHOLD_MS + j / 1000),
+        j => c
+            .wall_ms()
+            .min(c.real_ms())
+            .saturating_sub(STEP_THRESHOLD_MS + j / 1000),
     };
     assert!(ms >= floor, "ms {ms} behind the clock ({floor} ms)");
     let ceiling = s.ceiling().expect("a ceiling is saved before the first ID");
-    assert!(ms < ceiling, "ms {ms} issued at or above saved ceiling {ceiling}");
+    assert!(
+        ms < ceiling,
+        "ms {ms} issued at or above saved ceiling {ceiling}"
+    );
     *prev = out.tick;
     out
 }
 
 #[test]
 fn sequence_advances_within_a_millisecond() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     for i in 0..100u16 {
         let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
@@ -150,12 +172,17 @@ fn sequence_advances_within_a_millisecond() {
 
 #[test]
 fn spent_millisecond_borrows_the_next_without_waiting() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     let start = c.wall_ms();
-    let ticks: Vec<u64> =
-        (0..3 * IDS_PER_MS).map(|_| issue(&g, &c, &s, &cfg, &mut prev).tick).collect();
+    let ticks: Vec<u64> = (0..3 * IDS_PER_MS)
+        .map(|_| issue(&g, &c, &s, &cfg, &mut prev).tick)
+        .collect();
     assert_eq!(ticks[4095] >> SEQUENCE_BITS, start);
     assert_eq!(ticks[4096], (start + 1) << SEQUENCE_BITS);
     assert_eq!(*ticks.last().unwrap() >> SEQUENCE_BITS, start + 2);
@@ -166,7 +193,10 @@ fn spent_millisecond_borrows_the_next_without_waiting() {
 #[test]
 fn burst_beyond_drift_bound_waits_for_the_clock() {
     let (g, c, s) = (Generator::new(), FakeClock::new(), MemStore::default());
-    let cfg = Config { max_drift_ms: 5, ..Config::default() };
+    let cfg = Config {
+        max_drift_ms: 5,
+        ..Config::default()
+    };
     let mut prev = 0;
     for _ in 0..40 * IDS_PER_MS {
         let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
@@ -187,8 +217,12 @@ fn burst_beyond_drift_bound_waits_for_the_clock() {
 
 #[test]
 fn a_burst_reads_the_coarse_clock_once_it_leads() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     // 100 ms worth of IDs in 10 ms of wall-clock time: the lead grows to about 90 ms.
     let n = 100 * IDS_PER_MS;
@@ -203,15 +237,22 @@ fn a_burst_reads_the_coarse_clock_once_it_leads() {
     // Precise reads until the lead passes the coarse clock's margin (20 ms of IDs), then
     // only to extend the ceiling.
     let precise = c.precise_reads.get();
-    assert!(precise < (COARSE_MARGIN_MS + 5) * IDS_PER_MS, "{precise} precise reads for {n} IDs");
+    assert!(
+        precise < (COARSE_MARGIN_MS + 5) * IDS_PER_MS,
+        "{precise} precise reads for {n} IDs"
+    );
     assert_eq!(g.stats().drift_waits, 0);
     assert!((85..=95).contains(&g.stats().max_borrowed_ms));
 }
 
 #[test]
 fn a_step_back_during_a_burst_on_the_coarse_clock_is_counted_once() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     for _ in 0..50 * IDS_PER_MS {
         issue(&g, &c, &s, &cfg, &mut prev);
@@ -229,14 +270,21 @@ fn a_step_back_during_a_burst_on_the_coarse_clock_is_counted_once() {
     );
     let st = g.stats();
     assert_eq!(st.clock_steps, 1);
-    assert_eq!(st.drift_waits, 0, "a step of less than the drift bound stalls nothing");
+    assert_eq!(
+        st.drift_waits, 0,
+        "a step of less than the drift bound stalls nothing"
+    );
 }
 
 #[test]
 fn backward_steps_keep_order_count_once_and_do_not_stall() {
     for step_ms in [1_000i64, 60_000, 3_600_000] {
-        let (g, c, s, cfg) =
-            (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+        let (g, c, s, cfg) = (
+            Generator::new(),
+            FakeClock::new(),
+            MemStore::default(),
+            Config::default(),
+        );
         let mut prev = 0;
         for _ in 0..1000 {
             issue(&g, &c, &s, &cfg, &mut prev);
@@ -252,8 +300,13 @@ fn backward_steps_keep_order_count_once_and_do_not_stall() {
             c.advance_us(10);
         }
         assert_eq!(events.len(), 1, "step {step_ms}: events {events:?}");
-        let Event::ClockStepBack { ms } = events[0] else { panic!("{events:?}") };
-        assert!(ms.abs_diff(step_ms as u64) <= STEP_THRESHOLD_MS, "reported {ms} for {step_ms}");
+        let Event::ClockStepBack { ms } = events[0] else {
+            panic!("{events:?}")
+        };
+        assert!(
+            ms.abs_diff(step_ms as u64) <= STEP_THRESHOLD_MS,
+            "reported {ms} for {step_ms}"
+        );
         assert_eq!(g.stats().clock_steps, 1);
         assert_eq!(c.paused_us.get(), 0, "step {step_ms}: IDs waited");
     }
@@ -269,7 +322,9 @@ struct Preempted<'a> {
 
 impl Clock for Preempted<'_> {
     fn wall_us(&self) -> i64 {
-        self.stale_wall_us.take().unwrap_or_else(|| self.clock.wall_us())
+        self.stale_wall_us
+            .take()
+            .unwrap_or_else(|| self.clock.wall_us())
     }
     fn mono_us(&self) -> u64 {
         let meanwhile = self.meanwhile.borrow_mut().take();
@@ -289,7 +344,10 @@ impl Clock for Preempted<'_> {
 /// counted and logged a second time.
 #[test]
 fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
-    let cfg = Config { max_drift_ms: 0, ..Config::default() };
+    let cfg = Config {
+        max_drift_ms: 0,
+        ..Config::default()
+    };
     let (g, c, s) = (Generator::new(), FakeClock::new(), MemStore::default());
     let mut prev = 0;
     for _ in 0..10 {
@@ -305,11 +363,16 @@ fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
         clock: &c,
         stale_wall_us: Cell::new(Some(stale)),
         meanwhile: std::cell::RefCell::new(Some(Box::new(|| {
-            events.borrow_mut().push(g.next(&c, &s, &cfg).unwrap().event);
+            events
+                .borrow_mut()
+                .push(g.next(&c, &s, &cfg).unwrap().event);
         }))),
     };
     let from_p = g.next(&p, &s, &cfg).unwrap();
-    assert!(p.meanwhile.borrow().is_none(), "the interleaving did not happen");
+    assert!(
+        p.meanwhile.borrow().is_none(),
+        "the interleaving did not happen"
+    );
     events.borrow_mut().push(from_p.event);
     assert!(from_p.tick > prev);
     prev = from_p.tick;
@@ -329,8 +392,12 @@ fn a_reading_from_before_a_step_does_not_make_it_count_twice() {
 /// reported the pause as another step back.
 #[test]
 fn a_pause_between_two_clock_reads_is_not_a_step() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     for _ in 0..10 {
         issue(&g, &c, &s, &cfg, &mut prev);
@@ -355,8 +422,12 @@ fn a_pause_between_two_clock_reads_is_not_a_step() {
 
 #[test]
 fn full_rate_after_a_step_back_is_paced_by_real_time() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     issue(&g, &c, &s, &cfg, &mut prev);
     let real_start = c.mono.get();
@@ -372,15 +443,25 @@ fn full_rate_after_a_step_back_is_paced_by_real_time() {
     let real_ms = (c.mono.get() - real_start) / 1000;
     let id_ms = (prev >> SEQUENCE_BITS) - first_ms;
     // IDs never lead real time by more than the drift bound, and callers waited only for that.
-    assert!(id_ms <= real_ms + cfg.max_drift_ms, "IDs span {id_ms} ms in {real_ms} ms");
-    assert!(real_ms < 10_000 + cfg.max_drift_ms, "took {real_ms} ms of real time");
+    assert!(
+        id_ms <= real_ms + cfg.max_drift_ms,
+        "IDs span {id_ms} ms in {real_ms} ms"
+    );
+    assert!(
+        real_ms < 10_000 + cfg.max_drift_ms,
+        "took {real_ms} ms of real time"
+    );
     assert!(g.stats().drift_waits > 0);
 }
 
 #[test]
 fn once_the_clock_catches_up_bursts_are_bounded_by_the_wall_again() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     issue(&g, &c, &s, &cfg, &mut prev);
     c.step_wall_ms(-1_000);
@@ -388,7 +469,11 @@ fn once_the_clock_catches_up_bursts_are_bounded_by_the_wall_again() {
         issue(&g, &c, &s, &cfg, &mut prev);
         c.advance_us(1000);
     }
-    assert_eq!(g.stats().clock_behind_ms, 0, "step not cleared after the wall caught up");
+    assert_eq!(
+        g.stats().clock_behind_ms,
+        0,
+        "step not cleared after the wall caught up"
+    );
     for _ in 0..20 * IDS_PER_MS as usize * 1000 / 1000 {
         let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
         assert!(t >> SEQUENCE_BITS <= c.wall_ms() + cfg.max_drift_ms);
@@ -436,9 +521,15 @@ fn quick_restart_is_not_reported_as_a_step() {
 #[test]
 fn corrupt_store_is_an_error_every_time() {
     let (g, c, cfg) = (Generator::new(), FakeClock::new(), Config::default());
-    let s = MemStore { corrupt: true, ..MemStore::default() };
+    let s = MemStore {
+        corrupt: true,
+        ..MemStore::default()
+    };
     for _ in 0..3 {
-        assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Store(StoreError::Corrupt { .. }))));
+        assert!(matches!(
+            g.next(&c, &s, &cfg),
+            Err(GenError::Store(StoreError::Corrupt { .. }))
+        ));
     }
     assert_eq!(g.stats().issued, 0);
 }
@@ -446,15 +537,25 @@ fn corrupt_store_is_an_error_every_time() {
 #[test]
 fn failing_save_issues_nothing() {
     let (g, c, cfg) = (Generator::new(), FakeClock::new(), Config::default());
-    let s = MemStore { fail_save: AtomicBool::new(true), ..MemStore::default() };
-    assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Store(StoreError::Io { .. }))));
+    let s = MemStore {
+        fail_save: AtomicBool::new(true),
+        ..MemStore::default()
+    };
+    assert!(matches!(
+        g.next(&c, &s, &cfg),
+        Err(GenError::Store(StoreError::Io { .. }))
+    ));
     assert_eq!(g.stats().issued, 0);
 }
 
 #[test]
 fn ceiling_is_extended_ahead_of_time_not_per_id() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     // 10 s of steady load at 1,000 IDs/ms.
     for _ in 0..10_000_000u64 {
@@ -469,8 +570,12 @@ fn ceiling_is_extended_ahead_of_time_not_per_id() {
 
 #[test]
 fn clock_before_the_epoch_is_an_error_and_ids_flow_once_it_is_right() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let right = c.wall.get();
     c.wall.set((EPOCH_UNIX_MS - 31 * 86_400_000) * 1000); // 2024-12-01, no state file
     for _ in 0..3 {
@@ -481,7 +586,11 @@ fn clock_before_the_epoch_is_an_error_and_ids_flow_once_it_is_right() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(s.ceiling(), None, "nothing may be saved from a clock before the epoch");
+    assert_eq!(
+        s.ceiling(),
+        None,
+        "nothing may be saved from a clock before the epoch"
+    );
     assert_eq!(g.stats().issued, 0);
     c.wall.set(right);
     let mut prev = 0;
@@ -490,17 +599,28 @@ fn clock_before_the_epoch_is_an_error_and_ids_flow_once_it_is_right() {
     }
     // Running, the clock set before the epoch again: an error too, not an ID at ms 0.
     c.wall.set(0);
-    assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::ClockBeforeEpoch { .. })));
+    assert!(matches!(
+        g.next(&c, &s, &cfg),
+        Err(GenError::ClockBeforeEpoch { .. })
+    ));
 }
 
 #[test]
 fn a_clock_past_the_horizon_saves_nothing_and_ids_flow_once_it_is_right() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let right = c.wall.get();
     c.wall.set(unix_us(MAX_MS + 10_000));
     assert!(matches!(g.next(&c, &s, &cfg), Err(GenError::Horizon)));
-    assert_eq!(s.ceiling(), None, "a ceiling past the horizon cannot be loaded again");
+    assert_eq!(
+        s.ceiling(),
+        None,
+        "a ceiling past the horizon cannot be loaded again"
+    );
     c.wall.set(right);
     let mut prev = 0;
     issue(&g, &c, &s, &cfg, &mut prev);
@@ -543,7 +663,10 @@ fn near_the_horizon_ids_run_out_and_the_saved_ceiling_stays_loadable() {
 #[test]
 fn quick_restarts_and_bursts_never_push_ids_beyond_the_drift_bound() {
     let (c, s) = (FakeClock::new(), MemStore::default());
-    let cfg = Config { max_drift_ms: 2_000, ..Config::default() };
+    let cfg = Config {
+        max_drift_ms: 2_000,
+        ..Config::default()
+    };
     let mut prev = 0;
     for round in 0..8 {
         let g = Generator::new();
@@ -556,7 +679,10 @@ fn quick_restarts_and_bursts_never_push_ids_beyond_the_drift_bound() {
                 "round {round}: ID {} ms ahead of the clock",
                 ms - c.wall_ms()
             );
-            assert_eq!(out.event, None, "round {round}: a restart reported as a clock step");
+            assert_eq!(
+                out.event, None,
+                "round {round}: a restart reported as a clock step"
+            );
             if i % (5 * IDS_PER_MS) == 0 {
                 c.advance_us(1_000);
             }
@@ -568,8 +694,12 @@ fn quick_restarts_and_bursts_never_push_ids_beyond_the_drift_bound() {
 
 #[test]
 fn a_jump_forward_corrected_soon_never_shows_in_an_id() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     for _ in 0..1_000 {
         issue(&g, &c, &s, &cfg, &mut prev);
@@ -588,7 +718,10 @@ fn a_jump_forward_corrected_soon_never_shows_in_an_id() {
     c.step_wall_ms(-3_600_000);
     for _ in 0..50_000 {
         let out = issue(&g, &c, &s, &cfg, &mut prev);
-        assert_eq!(out.event, None, "setting the clock right is not a step back");
+        assert_eq!(
+            out.event, None,
+            "setting the clock right is not a step back"
+        );
         assert!(out.tick >> SEQUENCE_BITS <= c.real_ms() + cfg.max_drift_ms);
         c.advance_us(100);
     }
@@ -598,8 +731,12 @@ fn a_jump_forward_corrected_soon_never_shows_in_an_id() {
 
 #[test]
 fn a_jump_forward_that_lasts_is_followed() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     issue(&g, &c, &s, &cfg, &mut prev);
     c.step_wall_ms(600_000);
@@ -610,7 +747,10 @@ fn a_jump_forward_that_lasts_is_followed() {
         elapsed += 1_000;
     }
     let ms = issue(&g, &c, &s, &cfg, &mut prev).tick >> SEQUENCE_BITS;
-    assert!(ms >= c.wall_ms(), "IDs follow the wall clock once the jump has lasted");
+    assert!(
+        ms >= c.wall_ms(),
+        "IDs follow the wall clock once the jump has lasted"
+    );
     // And the hot path is back: no monotonic reads for steady calls.
     let reads = c.mono_reads.get();
     for _ in 0..1_000 {
@@ -622,18 +762,32 @@ fn a_jump_forward_that_lasts_is_followed() {
 
 #[test]
 fn a_ceiling_copied_from_another_server_is_a_floor_and_so_is_this_servers_clock() {
-    let me = Writer { system_identifier: 7, node_id: 1 };
-    let other = Writer { system_identifier: 7, node_id: 2 };
+    let me = Writer {
+        system_identifier: 7,
+        node_id: 1,
+    };
+    let other = Writer {
+        system_identifier: 7,
+        node_id: 2,
+    };
     let (c, cfg) = (FakeClock::new(), Config::default());
     // The other server's clock ran an hour ahead: its ceiling is the higher floor.
-    let s = MemStore { me: Some(me), found: Some(other), ..MemStore::default() };
+    let s = MemStore {
+        me: Some(me),
+        found: Some(other),
+        ..MemStore::default()
+    };
     s.saved.lock().unwrap().push(c.wall_ms() + 3_600_000);
     let out = Generator::new().next(&c, &s, &cfg).unwrap();
     assert!(out.tick >> SEQUENCE_BITS >= c.wall_ms() + 3_600_000);
     assert!(matches!(out.event, Some(Event::ForeignCeiling { found: Some(w), .. }) if w == other));
     // The other server's ceiling is old: this server's own IDs, within the drift bound of a
     // clock that has only moved on, are the floor.
-    let s = MemStore { me: Some(me), found: Some(other), ..MemStore::default() };
+    let s = MemStore {
+        me: Some(me),
+        found: Some(other),
+        ..MemStore::default()
+    };
     s.saved.lock().unwrap().push(c.wall_ms() - 60_000);
     let wall_before = c.wall_ms();
     let out = Generator::new().next(&c, &s, &cfg).unwrap();
@@ -641,7 +795,11 @@ fn a_ceiling_copied_from_another_server_is_a_floor_and_so_is_this_servers_clock(
     assert!(matches!(out.event, Some(Event::ForeignCeiling { .. })));
     // Its own file, or a format-1 file: no event.
     for found in [Some(me), None] {
-        let s = MemStore { me: Some(me), found, ..MemStore::default() };
+        let s = MemStore {
+            me: Some(me),
+            found,
+            ..MemStore::default()
+        };
         s.saved.lock().unwrap().push(c.wall_ms() - 60_000);
         assert_eq!(Generator::new().next(&c, &s, &cfg).unwrap().event, None);
     }
@@ -649,12 +807,17 @@ fn a_ceiling_copied_from_another_server_is_a_floor_and_so_is_this_servers_clock(
 
 #[test]
 fn a_failing_early_save_does_not_fail_calls_below_the_ceiling() {
-    let (g, c, s, cfg) =
-        (Generator::new(), FakeClock::new(), MemStore::default(), Config::default());
+    let (g, c, s, cfg) = (
+        Generator::new(),
+        FakeClock::new(),
+        MemStore::default(),
+        Config::default(),
+    );
     let mut prev = 0;
     issue(&g, &c, &s, &cfg, &mut prev);
     let ceiling = s.ceiling().unwrap();
-    s.fail_save.store(true, std::sync::atomic::Ordering::Relaxed);
+    s.fail_save
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     // Every call whose millisecond is below the saved ceiling succeeds, also in the half lead
     // where an early save is tried (and fails).
     let mut failed = None;
@@ -673,8 +836,12 @@ fn a_failing_early_save_does_not_fail_calls_below_the_ceiling() {
     }
     let (i, e) = failed.expect("the call reaching the ceiling fails");
     assert!(matches!(e, GenError::Store(StoreError::Io { .. })));
-    assert!(c.real_ms() >= ceiling && i > 900, "failed at call {i}, before the ceiling");
-    s.fail_save.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        c.real_ms() >= ceiling && i > 900,
+        "failed at call {i}, before the ceiling"
+    );
+    s.fail_save
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     issue(&g, &c, &s, &cfg, &mut prev);
 }
 
@@ -700,7 +867,10 @@ fn threads_on_the_real_clock_never_share_an_id() {
     let mut all = HashSet::new();
     for h in handles {
         let ticks = h.join().unwrap();
-        assert!(ticks.windows(2).all(|w| w[0] < w[1]), "a thread saw IDs go back");
+        assert!(
+            ticks.windows(2).all(|w| w[0] < w[1]),
+            "a thread saw IDs go back"
+        );
         for t in ticks {
             assert!(all.insert(t), "duplicate tick {t}");
         }

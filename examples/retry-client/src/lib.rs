@@ -97,7 +97,10 @@ pub enum Error {
     /// From the server or the connection.
     Postgres(tokio_postgres::Error),
     /// The ID is held by a row this client did not write (see the crate docs).
-    Conflict { id: i64, found: Option<(String, String, String)> },
+    Conflict {
+        id: i64,
+        found: Option<(String, String, String)>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -107,7 +110,10 @@ impl fmt::Display for Error {
                 Some(db) => write!(f, "{} ({})", db.message(), db.code().code()),
                 None => write!(f, "{e}"),
             },
-            Error::Conflict { id, found: Some(row) } => {
+            Error::Conflict {
+                id,
+                found: Some(row),
+            } => {
                 write!(f, "ID {id} is already used by another row {row:?}")
             }
             Error::Conflict { id, found: None } => {
@@ -181,7 +187,10 @@ pub async fn draw_id(conninfo: &str, policy: &RetryPolicy) -> Result<(i64, u32),
     let id = (move || async move {
         attempts_ref.fetch_add(1, Ordering::SeqCst);
         let client = connect(conninfo).await?;
-        let id: i64 = client.query_one("SELECT snowflake_nextval()", &[]).await?.get(0);
+        let id: i64 = client
+            .query_one("SELECT snowflake_nextval()", &[])
+            .await?
+            .get(0);
         Ok::<i64, Error>(id)
     })
     .retry(policy.backoff())
@@ -205,10 +214,18 @@ pub async fn create_table(conninfo: &str, policy: &RetryPolicy) -> Result<(), Er
 }
 
 /// One attempt: a fresh connection, BEGIN, INSERT with the pre-drawn ID, COMMIT.
-async fn insert_once(conninfo: &str, id: i64, event: &AuditEvent, retry: bool) -> Result<Outcome, Error> {
+async fn insert_once(
+    conninfo: &str,
+    id: i64,
+    event: &AuditEvent,
+    retry: bool,
+) -> Result<Outcome, Error> {
     let mut client = connect(conninfo).await?;
     let tx = client.transaction().await?;
-    match tx.execute(INSERT, &[&id, &event.actor, &event.action, &event.detail]).await {
+    match tx
+        .execute(INSERT, &[&id, &event.actor, &event.action, &event.detail])
+        .await
+    {
         Ok(_) => {
             tx.commit().await?;
             Ok(Outcome::Written)
@@ -216,7 +233,10 @@ async fn insert_once(conninfo: &str, id: i64, event: &AuditEvent, retry: bool) -
         Err(e) if retry && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
             tx.rollback().await?;
             // An earlier attempt committed; make sure the row holding the ID is ours.
-            let found = client.query_opt(SELECT_ROW, &[&id]).await?.map(|r| (r.get(0), r.get(1), r.get(2)));
+            let found = client
+                .query_opt(SELECT_ROW, &[&id])
+                .await?
+                .map(|r| (r.get(0), r.get(1), r.get(2)));
             match found {
                 Some((a, b, c)) if a == event.actor && b == event.action && c == event.detail => {
                     Ok(Outcome::AlreadyWritten)
@@ -229,7 +249,11 @@ async fn insert_once(conninfo: &str, id: i64, event: &AuditEvent, retry: bool) -
 }
 
 /// Writes one audit row exactly once, retrying with exponential backoff (see the crate docs).
-pub async fn write_audit_row(conninfo: &str, event: &AuditEvent, policy: &RetryPolicy) -> Result<Report, Error> {
+pub async fn write_audit_row(
+    conninfo: &str,
+    event: &AuditEvent,
+    policy: &RetryPolicy,
+) -> Result<Report, Error> {
     let (id, id_attempts) = draw_id(conninfo, policy).await?;
     let attempts = AtomicU32::new(0);
     let attempts_ref = &attempts;
@@ -241,5 +265,10 @@ pub async fn write_audit_row(conninfo: &str, event: &AuditEvent, policy: &RetryP
     .when(Error::is_transient)
     .notify(log_retry("writing the audit row"))
     .await?;
-    Ok(Report { id, outcome, attempts: attempts.load(Ordering::SeqCst), id_attempts })
+    Ok(Report {
+        id,
+        outcome,
+        attempts: attempts.load(Ordering::SeqCst),
+        id_attempts,
+    })
 }
