@@ -174,6 +174,9 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
     b.stop();
     b.start();
     assert_eq!(b.psql("SHOW snowflake_id.node_id"), "6");
+    // pglogical reconnects both directions after the restart.
+    wait_replicating(&a, 1);
+    wait_replicating(&b, 1);
     assert_eq!(b.psql("SELECT snowflake_register_node()"), "6");
     let fixed = {
         let mut v = vec![(5, sys_a), (6, sys_b)];
