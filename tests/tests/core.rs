@@ -251,5 +251,8 @@ fn restart_continues_above_the_last_id() {
         "{after} after restart is not above {before}"
     );
     let state = std::fs::read_to_string(node.data().join("snowflake_id.state")).unwrap();
-    assert!(state.starts_with("snowflake_id state 2\n") && state.contains("\nnode_id 1\n"), "{state}");
+    assert!(
+        state.starts_with("snowflake_id state 2\n") && state.contains("\nnode_id 1\n"),
+        "{state}"
+    );
 }
