@@ -8,7 +8,7 @@ use loom::sync::{Arc, Mutex};
 use loom::thread;
 use snowflake_core::generator::{CeilingStore, Clock, Config, Generator};
 use snowflake_core::layout::{EPOCH_UNIX_MS, SEQUENCE_BITS};
-use snowflake_core::store::StoreError;
+use snowflake_core::store::{Saved, StoreError};
 use std::time::Duration;
 
 const NOW_US: i64 = (EPOCH_UNIX_MS + 50_000_000_000) * 1000;
@@ -68,8 +68,11 @@ impl Store {
 }
 
 impl CeilingStore for Store {
-    fn load(&self) -> Result<Option<u64>, StoreError> {
-        Ok(*self.0.lock().unwrap())
+    fn load(&self) -> Result<Option<Saved>, StoreError> {
+        Ok(self.0.lock().unwrap().map(|ceiling_ms| Saved {
+            ceiling_ms,
+            writer: None,
+        }))
     }
     fn save(&self, c: u64) -> Result<(), StoreError> {
         *self.0.lock().unwrap() = Some(c);
