@@ -307,6 +307,175 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
     }
 }
 
+/// Rows inserted, updated and deleted in `snowflake_nodes` by this transaction so far.
+fn registry_writes(c: &mut postgres::Transaction<'_>) -> (i64, i64, i64) {
+    let r = c
+        .query_one(
+            "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables WHERE relname = 'snowflake_nodes'",
+            &[],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// The registry's rows with the transaction that wrote each version (xmin): a changed row gets
+/// a new one.
+fn registry_versions(c: &mut Client) -> Vec<String> {
+    c.query(
+        "SELECT format('%s %s xmin=%s', node_id, port, xmin) FROM snowflake_nodes ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn register_node_writes_nothing_when_the_registry_is_up_to_date() {
+    let node = Cluster::init("cluster-register", 25705, &["snowflake_id.node_id = 21"]);
+    node.start();
+    let mut c = node.connect();
+    c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
+    // The first call inserts this server's row: the counters see a write.
+    let mut t = c.transaction().unwrap();
+    let n: i32 = t
+        .query_one("SELECT snowflake_register_node()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 21);
+    assert_eq!(registry_writes(&mut t), (1, 0, 0));
+    t.commit().unwrap();
+    let before = registry_versions(&mut c);
+    assert_eq!(before.len(), 1);
+    // Up to date: no row inserted, updated or deleted, the row version unchanged.
+    for sql in [
+        "SELECT snowflake_register_node()",
+        "SELECT count(*)::int FROM snowflake_check_nodes()",
+    ] {
+        let mut t = c.transaction().unwrap();
+        t.query_one(sql, &[]).unwrap();
+        assert_eq!(
+            registry_writes(&mut t),
+            (0, 0, 0),
+            "{sql} wrote to the registry"
+        );
+        t.commit().unwrap();
+        assert_eq!(registry_versions(&mut c), before, "{sql} changed a row");
+    }
+    // A new node id: the old row goes, the new one comes.
+    c.batch_execute("ALTER SYSTEM SET snowflake_id.node_id = 22; SELECT pg_reload_conf()")
+        .unwrap();
+    let mut c = wait_for("the reload", Duration::from_secs(30), || {
+        let mut c = node.connect();
+        let v: String = c
+            .query_one("SHOW snowflake_id.node_id", &[])
+            .unwrap()
+            .get(0);
+        (v == "22").then_some(c)
+    });
+    let mut t = c.transaction().unwrap();
+    t.query_one("SELECT snowflake_register_node()", &[])
+        .unwrap();
+    assert_eq!(registry_writes(&mut t), (1, 0, 1));
+    t.commit().unwrap();
+    let after = registry_versions(&mut c);
+    assert_eq!(after.len(), 1);
+    assert!(after[0].starts_with("22 25705 "), "{after:?}");
+}
+
+#[test]
+fn convert_refuses_generated_columns_and_other_defaults_and_converts_plain_integer_columns() {
+    let node = Cluster::init(
+        "cluster-convert-more",
+        25706,
+        &["snowflake_id.node_id = 13"],
+    );
+    node.start();
+    let mut c = node.connect();
+    c.batch_execute(
+        "CREATE EXTENSION snowflake_id;
+         CREATE TABLE t_gen (a bigint PRIMARY KEY, id bigint GENERATED ALWAYS AS (a * 2) STORED);
+         CREATE TABLE t_const (id bigint PRIMARY KEY DEFAULT 42, v text);
+         CREATE TABLE t_expr (id int PRIMARY KEY DEFAULT (random() * 1000)::int, v text);
+         CREATE TABLE t_plain (id int PRIMARY KEY, v text);
+         INSERT INTO t_gen (a) SELECT generate_series(1, 10);
+         INSERT INTO t_plain SELECT g, 'p' || g FROM generate_series(1, 300) g;",
+    )
+    .unwrap();
+    // A generated column: refused, left as it was.
+    let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_gen', 'id')");
+    assert_eq!(
+        e.code(),
+        &SqlState::FEATURE_NOT_SUPPORTED,
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("generated"), "{}", e.message());
+    assert!(
+        e.hint().unwrap_or("").contains("DROP EXPRESSION"),
+        "{:?}",
+        e.hint()
+    );
+    let generated: String = c
+        .query_one(
+            "SELECT attgenerated::text FROM pg_attribute WHERE attrelid = 't_gen'::regclass AND attname = 'id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(generated, "s");
+    // Defaults that are not a sequence: refused, default kept.
+    for (table, default) in [
+        ("t_const", "42"),
+        ("t_expr", "((random() * (1000)::double precision))::integer"),
+    ] {
+        let e = sql_err(
+            &mut c,
+            &format!("SELECT snowflake_convert_column('{table}', 'id')"),
+        );
+        assert_eq!(
+            e.code(),
+            &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "{table}: {}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("not a sequence"),
+            "{table}: {}",
+            e.message()
+        );
+        assert!(
+            e.hint().is_some_and(|h| h.contains("drop the default")),
+            "{table}: {:?}",
+            e.hint()
+        );
+        assert_eq!(
+            column(&mut c, table, "id").1.as_deref(),
+            Some(default),
+            "{table}"
+        );
+    }
+    // A plain integer column without a default: widened, given the default, rows kept.
+    let before = ids(&mut c, "t_plain");
+    let done: String = c
+        .query_one("SELECT snowflake_convert_column('t_plain', 'id')", &[])
+        .unwrap()
+        .get(0);
+    assert!(done.contains("widened integer to bigint"), "{done}");
+    let (ty, default, _) = column(&mut c, "t_plain", "id");
+    assert_eq!(
+        (ty.as_str(), default.as_deref()),
+        ("bigint", Some("snowflake_nextval()"))
+    );
+    assert_eq!(ids(&mut c, "t_plain"), before);
+    c.batch_execute("INSERT INTO t_plain (v) VALUES ('new')")
+        .unwrap();
+    let new = *ids(&mut c, "t_plain").last().unwrap();
+    assert!(new > 300);
+    assert_eq!(layout::decode(new).unwrap().node, 13);
+}
+
 /// Runs `scripts/demo.sh` shortened (5 s per load) with the extension already installed and
 /// the extra environment `env`; returns (success, stdout). Asserts every server it started is
 /// stopped afterwards.
