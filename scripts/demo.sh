@@ -188,7 +188,7 @@ log_size() { stat -c %s "$(dir "$1")/server.log"; }
 log_slice() { tail -c +$(($2 + 1)) "$(dir "$1")/server.log" | head -c $(($3 - $2)) || true; }
 # PIDs of the pglogical apply workers running on node n (a worker that fails exits and is
 # started again under a new PID).
-apply_pids() { psql_n "$1" -c "SELECT coalesce(string_agg(pid::text, ' ' ORDER BY pid), '') FROM pg_stat_activity WHERE backend_type = 'pglogical apply'"; }
+apply_pids() { psql_n "$1" -c "SELECT coalesce(string_agg(pid::text, ' ' ORDER BY pid), '') FROM pg_stat_activity WHERE backend_type LIKE 'pglogical apply%'"; }
 
 # Runs the load in this shell (Ctrl-C kills pgbench) and sets LOAD_TX (committed transactions,
 # all nodes), LOAD_US (measured wall-clock duration, us) and per node LOAD_STATUS (pgbench's exit
@@ -260,7 +260,7 @@ for n in "${NODES[@]}"; do
   # Load 1's slice of the log, told apart by the prefix's backend type and SQLSTATE: ERRORs of
   # pglogical apply workers, and INSERTs a node's primary key refused as duplicates (23505).
   slice=$(log_slice "$n" "${LOG0[$n]}" "${LOG1[$n]}")
-  APPERR[$n]=$(grep -cE '\] pglogical apply [0-9A-Z]{5}: (ERROR|FATAL|PANIC): ' <<<"$slice" || true)
+  APPERR[$n]=$(grep -cE '\] pglogical apply( [^ ]+)? [0-9A-Z]{5}: (ERROR|FATAL|PANIC): ' <<<"$slice" || true)
   PKDUP[$n]=$(grep -cE '\] client backend 23505: ERROR: ' <<<"$slice" || true)
   # Apply workers running before load 1 that were gone after it: each one exited (an apply
   # error ends the worker; pglogical starts a new one).
