@@ -300,11 +300,15 @@ fn retry_while_the_first_attempt_is_still_open_waits_on_the_key_then_fails_or_wr
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     node.psql(CREATE_TABLE);
-    const INSERT: &str = "INSERT INTO audit_log (id, actor, action, detail) VALUES ($1, 'alice', 'login', $2)";
+    const INSERT: &str =
+        "INSERT INTO audit_log (id, actor, action, detail) VALUES ($1, 'alice', 'login', $2)";
     for commit in [true, false] {
         let detail = format!("pending, first attempt commits: {commit}");
         let mut first = node.connect();
-        let id: i64 = first.query_one("SELECT snowflake_nextval()", &[]).unwrap().get(0);
+        let id: i64 = first
+            .query_one("SELECT snowflake_nextval()", &[])
+            .unwrap()
+            .get(0);
         let mut attempt = first.transaction().unwrap();
         attempt.execute(INSERT, &[&id, &detail]).unwrap();
         let (conninfo, d) = (node.conninfo(), detail.clone());
@@ -314,13 +318,17 @@ fn retry_while_the_first_attempt_is_still_open_waits_on_the_key_then_fails_or_wr
             (pid, c.execute(INSERT, &[&id, &d]))
         });
         // The retry is blocked on the first attempt's transaction, not finished.
-        let waiting = snowflake_it::wait_for("the retry to wait on the key", Duration::from_secs(30), || {
-            let v = node.psql(
+        let waiting = snowflake_it::wait_for(
+            "the retry to wait on the key",
+            Duration::from_secs(30),
+            || {
+                let v = node.psql(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid' \
                  AND query LIKE 'INSERT INTO audit_log%'",
             );
-            (!v.is_empty()).then_some(v)
-        });
+                (!v.is_empty()).then_some(v)
+            },
+        );
         assert!(!retry.is_finished(), "the retry did not wait");
         if commit {
             attempt.commit().unwrap();
@@ -331,7 +339,11 @@ fn retry_while_the_first_attempt_is_still_open_waits_on_the_key_then_fails_or_wr
         assert_eq!(waiting, pid.to_string(), "another backend was waiting");
         if commit {
             let e = result.expect_err("the retry wrote a second row");
-            assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("23505"), "{e}");
+            assert_eq!(
+                e.as_db_error().map(|d| d.code().code()),
+                Some("23505"),
+                "{e}"
+            );
         } else {
             assert_eq!(result.unwrap(), 1);
         }
