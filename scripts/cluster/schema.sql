@@ -24,6 +24,16 @@ CREATE TABLE audit_log_ts (
   written_on    int         NOT NULL DEFAULT current_setting('snowflake_id.node_id')::int
 );
 
+-- Every snowflake ID a node wrote, logged by the same statement that wrote it (the load's
+-- INSERT ... RETURNING feeds it). Not replicated and without a key: the same ID issued on two
+-- nodes lands once in each node's log, so the demo can count duplicates across nodes by
+-- collecting the three logs into demo_issued_all on node 1 (audit_log's primary key would only
+-- show one of them, after replication silently resolved the conflict). UNLOGGED: no WAL to write, nor
+-- for the nodes' logical decoding to read and skip; a crash would empty it, and the check would
+-- then fail on held IDs missing from the logs.
+CREATE UNLOGGED TABLE issued_ids (id bigint NOT NULL);
+CREATE UNLOGGED TABLE demo_issued_all (node int NOT NULL, id bigint NOT NULL);
+
 -- A node inserts its marker for a phase after its load; a node that has every node's marker
 -- has applied everything those nodes wrote before (pglogical applies in commit order).
 CREATE TABLE demo_marker (
@@ -56,6 +66,7 @@ BEGIN
   END LOOP;
   INSERT INTO audit_log (id, user_id, changed_field, old_value, new_value, changed_at)
   VALUES (sid, p_user, 'email', 'old@example.com', p_new, t);
+  INSERT INTO issued_ids VALUES (sid);
   timestamp_id := to_char(t, 'YYYYMMDDHH24MISSMS')::bigint;
   INSERT INTO audit_log_ts (id, user_id, changed_field, old_value, new_value, changed_at)
   VALUES (timestamp_id, p_user, 'email', 'old@example.com', p_new, t)

@@ -166,9 +166,35 @@ impl Cluster {
         self.dir.join("server.log")
     }
 
-    /// The server log so far.
+    /// The server log so far. Panics if it cannot be read: an empty string would make every
+    /// "the log does not contain ..." check pass without looking.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
+        let path = self.log_path();
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read the server log {}: {e}", path.display()))
+    }
+
+    /// The log's length in bytes now: pass it to [`Cluster::log_since`] to see only what is
+    /// written after this point.
+    pub fn log_len(&self) -> usize {
+        self.log().len()
+    }
+
+    /// What the server logged after [`Cluster::log_len`] returned `offset`.
+    pub fn log_since(&self, offset: usize) -> String {
+        let log = self.log();
+        assert!(
+            log.len() >= offset,
+            "the server log {} shrank below {offset} bytes",
+            self.log_path().display()
+        );
+        log[offset..].to_string()
+    }
+
+    /// The log for a failure message: what could be read, or why not (no panic inside a panic).
+    fn log_for_message(&self) -> String {
+        fs::read_to_string(self.log_path())
+            .unwrap_or_else(|e| format!("(server log {}: {e})", self.log_path().display()))
     }
 
     pub fn append_conf(&self, text: &str) {
@@ -212,7 +238,13 @@ impl Cluster {
             .output()
             .unwrap();
         if !out.status.success() {
-            panic!("pg_ctl start of {} failed:\n{}", self.name, self.log());
+            panic!(
+                "pg_ctl start of {} failed:\n{}{}\n{}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log_for_message()
+            );
         }
     }
 
@@ -292,7 +324,11 @@ impl Cluster {
             match Client::connect(&self.conninfo(), NoTls) {
                 Ok(c) => return c,
                 Err(e) if Instant::now() > deadline => {
-                    panic!("cannot connect to {}: {e}\n{}", self.name, self.log())
+                    panic!(
+                        "cannot connect to {}: {e}\n{}",
+                        self.name,
+                        self.log_for_message()
+                    )
                 }
                 Err(_) => thread::sleep(Duration::from_millis(50)),
             }

@@ -1,7 +1,7 @@
 //! Multi-master on real servers: node-id clash detection through a pglogical-replicated
 //! registry, `snowflake_convert_column()` on serial / bigserial / identity columns followed by
 //! pg_dump / pg_restore onto another server, and the three-node audit-log job
-//! (`scripts/demo.sh`, shortened) with its checks. Ports 25701-25729, clusters `cluster-*`.
+//! (`scripts/demo.sh`, shortened) with its checks. Ports 25701-25739, clusters `cluster-*`.
 
 use postgres::error::SqlState;
 use postgres::Client;
@@ -416,9 +416,177 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
     }
 }
 
-/// Runs `scripts/demo.sh` shortened (5 s per load) with the extension already installed;
-/// returns (success, stdout). Asserts every server it started is stopped afterwards.
-fn run_demo(name: &str, port: u16, node_ids: &str) -> (bool, String) {
+/// Rows inserted, updated and deleted in `snowflake_nodes` by this transaction so far.
+fn registry_writes(c: &mut postgres::Transaction<'_>) -> (i64, i64, i64) {
+    let r = c
+        .query_one(
+            "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables WHERE relname = 'snowflake_nodes'",
+            &[],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// The registry's rows with the transaction that wrote each version (xmin): a changed row gets
+/// a new one.
+fn registry_versions(c: &mut Client) -> Vec<String> {
+    c.query(
+        "SELECT format('%s %s xmin=%s', node_id, port, xmin) FROM snowflake_nodes ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn register_node_writes_nothing_when_the_registry_is_up_to_date() {
+    let node = Cluster::init("cluster-register", 25705, &["snowflake_id.node_id = 21"]);
+    node.start();
+    node.psql("CREATE EXTENSION snowflake_id");
+    // Each measured call gets a fresh connection: on PostgreSQL 15 a backend's
+    // pg_stat_xact_user_tables also shows counts of its earlier transactions until they are
+    // flushed to shared statistics (up to a second later).
+    // The first call inserts this server's row: the counters see a write.
+    let mut c = node.connect();
+    let mut t = c.transaction().unwrap();
+    let n: i32 = t
+        .query_one("SELECT snowflake_register_node()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 21);
+    assert_eq!(registry_writes(&mut t), (1, 0, 0));
+    t.commit().unwrap();
+    let before = registry_versions(&mut c);
+    assert_eq!(before.len(), 1);
+    // Up to date: no row inserted, updated or deleted, the row version unchanged.
+    for sql in [
+        "SELECT snowflake_register_node()",
+        "SELECT count(*)::int FROM snowflake_check_nodes()",
+    ] {
+        let mut c = node.connect();
+        let mut t = c.transaction().unwrap();
+        t.query_one(sql, &[]).unwrap();
+        assert_eq!(
+            registry_writes(&mut t),
+            (0, 0, 0),
+            "{sql} wrote to the registry"
+        );
+        t.commit().unwrap();
+        assert_eq!(registry_versions(&mut c), before, "{sql} changed a row");
+    }
+    // A new node id (set in the file, server restarted): the old row goes, the new one comes.
+    node.append_conf("snowflake_id.node_id = 22\n");
+    node.stop();
+    node.start();
+    let mut c = node.connect();
+    let mut t = c.transaction().unwrap();
+    t.query_one("SELECT snowflake_register_node()", &[])
+        .unwrap();
+    assert_eq!(registry_writes(&mut t), (1, 0, 1));
+    t.commit().unwrap();
+    let after = registry_versions(&mut c);
+    assert_eq!(after.len(), 1);
+    assert!(after[0].starts_with("22 25705 "), "{after:?}");
+}
+
+#[test]
+fn convert_refuses_generated_columns_and_other_defaults_and_converts_plain_integer_columns() {
+    let node = Cluster::init(
+        "cluster-convert-more",
+        25706,
+        &["snowflake_id.node_id = 13"],
+    );
+    node.start();
+    let mut c = node.connect();
+    c.batch_execute(
+        "CREATE EXTENSION snowflake_id;
+         CREATE TABLE t_gen (a bigint PRIMARY KEY, id bigint GENERATED ALWAYS AS (a * 2) STORED);
+         CREATE TABLE t_const (id bigint PRIMARY KEY DEFAULT 42, v text);
+         CREATE TABLE t_expr (id int PRIMARY KEY DEFAULT (random() * 1000)::int, v text);
+         CREATE TABLE t_plain (id int PRIMARY KEY, v text);
+         INSERT INTO t_gen (a) SELECT generate_series(1, 10);
+         INSERT INTO t_plain SELECT g, 'p' || g FROM generate_series(1, 300) g;",
+    )
+    .unwrap();
+    // A generated column: refused, left as it was.
+    let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_gen', 'id')");
+    assert_eq!(
+        e.code(),
+        &SqlState::FEATURE_NOT_SUPPORTED,
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("generated"), "{}", e.message());
+    assert!(
+        e.hint().unwrap_or("").contains("DROP EXPRESSION"),
+        "{:?}",
+        e.hint()
+    );
+    let generated: String = c
+        .query_one(
+            "SELECT attgenerated::text FROM pg_attribute WHERE attrelid = 't_gen'::regclass AND attname = 'id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(generated, "s");
+    // Defaults that are not a sequence: refused, default kept.
+    for (table, default) in [
+        ("t_const", "42"),
+        ("t_expr", "((random() * (1000)::double precision))::integer"),
+    ] {
+        let e = sql_err(
+            &mut c,
+            &format!("SELECT snowflake_convert_column('{table}', 'id')"),
+        );
+        assert_eq!(
+            e.code(),
+            &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "{table}: {}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("not a sequence"),
+            "{table}: {}",
+            e.message()
+        );
+        assert!(
+            e.hint().is_some_and(|h| h.contains("drop the default")),
+            "{table}: {:?}",
+            e.hint()
+        );
+        assert_eq!(
+            column(&mut c, table, "id").1.as_deref(),
+            Some(default),
+            "{table}"
+        );
+    }
+    // A plain integer column without a default: widened, given the default, rows kept.
+    let before = ids(&mut c, "t_plain");
+    let done: String = c
+        .query_one("SELECT snowflake_convert_column('t_plain', 'id')", &[])
+        .unwrap()
+        .get(0);
+    assert!(done.contains("widened integer to bigint"), "{done}");
+    let (ty, default, _) = column(&mut c, "t_plain", "id");
+    assert_eq!(
+        (ty.as_str(), default.as_deref()),
+        ("bigint", Some("snowflake_nextval()"))
+    );
+    assert_eq!(ids(&mut c, "t_plain"), before);
+    c.batch_execute("INSERT INTO t_plain (v) VALUES ('new')")
+        .unwrap();
+    let new = *ids(&mut c, "t_plain").last().unwrap();
+    assert!(new > 300);
+    assert_eq!(layout::decode(new).unwrap().node, 13);
+}
+
+/// Runs `scripts/demo.sh` shortened (5 s per load) with the extension already installed and
+/// the extra environment `env`; returns (success, stdout). Asserts every server it started is
+/// stopped afterwards.
+fn run_demo(name: &str, port: u16, node_ids: &str, env: &[(&str, &str)]) -> (bool, String) {
     let root = project_root();
     let out = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
@@ -428,6 +596,7 @@ fn run_demo(name: &str, port: u16, node_ids: &str) -> (bool, String) {
         .env("DEMO_NO_BUILD", "1")
         .env("NODE_IDS", node_ids)
         .env("CATCHUP_TIMEOUT", "180")
+        .envs(env.iter().copied())
         .current_dir(&root)
         .output()
         .unwrap();
@@ -454,9 +623,45 @@ fn counts(stdout: &str, label: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The report line of the check `name` (`[ok]   name: ...` or `[FAIL] name: ...`).
+fn check_line<'a>(stdout: &'a str, name: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| {
+            l.starts_with("  [")
+                && l.get(9..)
+                    .is_some_and(|r| r.starts_with(&format!("{name}:")))
+        })
+        .unwrap_or_else(|| panic!("no check `{name}` in:\n{stdout}"))
+}
+
+/// The number written just before `suffix` in `line` (e.g. "12 written by more than one node").
+fn number_before(line: &str, suffix: &str) -> i64 {
+    let head = &line[..line
+        .find(suffix)
+        .unwrap_or_else(|| panic!("no `{suffix}` in `{line}`"))];
+    head.rsplit(|c: char| !c.is_ascii_digit() && c != '.')
+        .next()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap() as i64
+}
+
+/// The three numbers after `label` in `line` (`label 1 / 2 / 3`).
+fn triple_after(line: &str, label: &str) -> Vec<i64> {
+    let rest = &line[line
+        .find(label)
+        .unwrap_or_else(|| panic!("no `{label}` in `{line}`"))
+        + label.len()..];
+    rest.split('/')
+        .take(3)
+        .map(|s| s.trim().split([' ', ',']).next().unwrap().parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn three_node_audit_log_job_passes_its_checks() {
-    let (ok, stdout) = run_demo("cluster-demo", 25710, "1 2 3");
+    let (ok, stdout) = run_demo("cluster-demo", 25710, "1 2 3", &[]);
     assert!(ok, "demo.sh failed:\n{stdout}");
     assert!(stdout.contains("RESULT: all checks passed"), "{stdout}");
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
@@ -469,6 +674,7 @@ fn three_node_audit_log_job_passes_its_checks() {
         "[ok]   0 replication conflicts: pglogical CONFLICT lines for audit_log: 0 / 0 / 0",
         "[ok]   0 apply errors:",
         "[ok]   IDs ordered by time across nodes: 0 rows",
+        "[ok]   every INSERT succeeded: pgbench exit status 0 / 0 / 0, failed transactions 0 / 0 / 0,",
         "[ok]   scenario: both changes kept:",
         "[ok]   node registry:",
     ] {
@@ -484,6 +690,97 @@ fn three_node_audit_log_job_passes_its_checks() {
     remove_demo_dirs("cluster-demo");
 }
 
+/// Faults injected on node 3 before the load (`DEMO_FAULT_SQL`), each breaking one property:
+/// the first local INSERT fails (a trigger; pgbench's client stops), the first change node 3
+/// applies from another node fails (a replica trigger; the apply worker exits and pglogical
+/// restarts it, which then applies it), and the 1000th row written on node 3 gets an ID an hour
+/// ahead (as a node whose IDs ran far ahead of its clock would). The checks of those properties
+/// fail; those of the untouched ones pass.
+#[test]
+fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_faults() {
+    const FAULTS: &str = "
+        CREATE SEQUENCE fault_local;
+        CREATE FUNCTION fault_local() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          CASE nextval('fault_local')
+            WHEN 1 THEN RAISE EXCEPTION 'injected INSERT failure';
+            WHEN 1000 THEN NEW.id := NEW.id + (3600000::bigint << 22);
+            ELSE NULL;
+          END CASE;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER fault_local BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION fault_local();
+        CREATE SEQUENCE fault_apply;
+        CREATE FUNCTION fault_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('fault_apply') = 1 THEN RAISE EXCEPTION 'injected apply error'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER fault_apply BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION fault_apply();
+        ALTER TABLE audit_log ENABLE REPLICA TRIGGER fault_apply;";
+    let (ok, stdout) = run_demo(
+        "cluster-demo-faults",
+        25730,
+        "1 2 3",
+        &[("DEMO_FAULT_SQL", FAULTS), ("MIN_RATE", "100000000")],
+    );
+    assert!(!ok, "demo.sh passed with injected faults:\n{stdout}");
+    assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
+
+    let insert = check_line(&stdout, "every INSERT succeeded");
+    assert!(insert.starts_with("  [FAIL]"), "{insert}");
+    assert_eq!(
+        triple_after(insert, "pgbench exit status")[2],
+        2,
+        "{insert}"
+    );
+    assert_eq!(
+        triple_after(insert, "clients stopped by an error:"),
+        [0, 0, 1],
+        "{insert}"
+    );
+
+    let apply = check_line(&stdout, "0 apply errors");
+    assert!(apply.starts_with("  [FAIL]"), "{apply}");
+    let exited = triple_after(apply, "apply workers that exited:");
+    assert!(
+        exited[2] >= 1 && exited[0] == 0 && exited[1] == 0,
+        "{apply}"
+    );
+    assert!(
+        triple_after(apply, "apply worker ERRORs in the log:")[2] >= 1,
+        "{apply}"
+    );
+
+    let order = check_line(&stdout, "IDs ordered by time across nodes");
+    assert!(order.starts_with("  [FAIL]"), "{order}");
+    assert!(
+        number_before(order, " rows preceded in ID order") >= 1,
+        "{order}"
+    );
+    // The row an hour ahead precedes, in ID order, every later change of the other nodes.
+    assert!(
+        number_before(&format!("{order}\n"), " ms\n") > 1000,
+        "{order}"
+    );
+
+    let rate = check_line(&stdout, "rate");
+    assert!(rate.starts_with("  [FAIL]"), "{rate}");
+
+    // The faults broke nothing else: no ID repeats, no row is lost, the nodes agree.
+    for name in [
+        "0 duplicate IDs",
+        "no row lost",
+        "same rows everywhere",
+        "subscriptions",
+        "node registry",
+    ] {
+        let line = check_line(&stdout, name);
+        assert!(line.starts_with("  [ok]"), "{line}");
+    }
+    remove_demo_dirs("cluster-demo-faults");
+}
+
 /// Data of a passed run is of no further use (a failed run keeps it for its logs).
 fn remove_demo_dirs(name: &str) {
     for n in 1..=3 {
@@ -493,7 +790,7 @@ fn remove_demo_dirs(name: &str) {
 
 #[test]
 fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
-    let (ok, stdout) = run_demo("cluster-demo-clash", 25720, "1 1 3");
+    let (ok, stdout) = run_demo("cluster-demo-clash", 25720, "1 1 3", &[]);
     assert!(!ok, "demo.sh passed with two nodes on node id 1:\n{stdout}");
     assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
     for check in [
@@ -508,6 +805,14 @@ fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
             .iter()
             .sum::<u64>()
             > 0
+    );
+    // Nodes 1 and 2 issue the same IDs: the logs of issued IDs show them, although each node's
+    // primary key kept one row per ID.
+    let dups = check_line(&stdout, "0 duplicate IDs");
+    assert!(dups.starts_with("  [FAIL]"), "{dups}");
+    assert!(
+        number_before(dups, " written by more than one node") > 0,
+        "{dups}"
     );
     remove_demo_dirs("cluster-demo-clash");
 }

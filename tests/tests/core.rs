@@ -155,13 +155,72 @@ fn unset_node_id_is_an_error_until_configured_and_restarted() {
     assert_eq!(layout::decode(id).unwrap().node, 321);
 }
 
+/// Whether a log line names the setting and the bad value 5000 (the ERROR of a call to
+/// `snowflake_nextval()`, "node_id is not set", names neither the value nor comes from the file).
+fn names_bad_node_id(log: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("snowflake_id.node_id") && l.contains("5000"))
+}
+
 #[test]
-fn out_of_range_node_id_in_the_config_file_gives_no_ids() {
-    let (node, _, _) = nextval_error("core-bad-node-id", 25504, &["snowflake_id.node_id = 5000"]);
+fn out_of_range_node_id_in_the_config_file_is_logged_at_start_and_at_reload() {
+    // At start: the bad value is in postgresql.conf before the server first starts, so every
+    // line of the log was written by that start; no session has run yet.
+    let node = Cluster::init("core-bad-node-id", 25504, &["snowflake_id.node_id = 5000"]);
+    node.start();
+    let start_log = node.log();
     assert!(
-        node.log().contains("snowflake_id.node_id"),
-        "the log names the bad setting"
+        names_bad_node_id(&start_log),
+        "the start did not log the bad setting:\n{start_log}"
     );
+    let mut c = node.connect();
+    c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
+    let err = c
+        .query_one("SELECT snowflake_nextval()", &[])
+        .expect_err("an ID under an invalid node id");
+    assert_eq!(
+        err.as_db_error().expect("a server error").code(),
+        &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
+    );
+
+    // Fixed in the file, server restarted (the setting may need a restart): IDs, and this start
+    // logs no complaint.
+    let before_fix = node.log_len();
+    node.append_conf("snowflake_id.node_id = 7\n");
+    node.stop();
+    node.start();
+    let mut c = node.connect();
+    let id: i64 = c
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(layout::decode(id).unwrap().node, 7);
+    let fix_log = node.log_since(before_fix);
+    assert!(!names_bad_node_id(&fix_log), "{fix_log}");
+
+    // At reload: the bad value again, in the file. Only what the server logs after this point
+    // counts; it must name the setting and the value.
+    let before = node.log_len();
+    node.append_conf("snowflake_id.node_id = 5000\n");
+    node.reload();
+    snowflake_it::wait_for(
+        "the reload to log the bad setting",
+        std::time::Duration::from_secs(30),
+        || names_bad_node_id(&node.log_since(before)).then_some(()),
+    );
+    // The server keeps the node id it had: IDs go on under node 7.
+    let mut c = node.connect();
+    let v: String = c
+        .query_one("SHOW snowflake_id.node_id", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "7");
+    let next: i64 = c
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(layout::decode(next).unwrap().node, 7);
+    assert!(next > id);
 }
 
 #[test]

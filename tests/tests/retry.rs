@@ -360,3 +360,64 @@ fn unique_violation_on_the_first_attempt_is_an_error_not_success() {
     assert!(err.to_string().contains("23505"), "{err}");
     assert!(rows_with_detail(&node, "mine").is_empty());
 }
+
+/// The guide's case of a lost attempt still running on the server (its COMMIT not yet done when
+/// the client gave up on it): the retry's INSERT of the same ID waits on the primary key until
+/// that transaction ends, then fails with 23505 if it committed, or writes the row if it rolled
+/// back. One row either way.
+#[test]
+fn retry_while_the_first_attempt_is_still_open_waits_on_the_key_then_fails_or_writes() {
+    let node = Cluster::init("retry-pending", 25915, &["snowflake_id.node_id = 8"]);
+    node.start();
+    node.psql("CREATE EXTENSION snowflake_id");
+    node.psql(CREATE_TABLE);
+    const INSERT: &str =
+        "INSERT INTO audit_log (id, actor, action, detail) VALUES ($1, 'alice', 'login', $2)";
+    for commit in [true, false] {
+        let detail = format!("pending, first attempt commits: {commit}");
+        let mut first = node.connect();
+        let id: i64 = first
+            .query_one("SELECT snowflake_nextval()", &[])
+            .unwrap()
+            .get(0);
+        let mut attempt = first.transaction().unwrap();
+        attempt.execute(INSERT, &[&id, &detail]).unwrap();
+        let (conninfo, d) = (node.conninfo(), detail.clone());
+        let retry = std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+            let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+            (pid, c.execute(INSERT, &[&id, &d]))
+        });
+        // The retry is blocked on the first attempt's transaction, not finished.
+        let waiting = snowflake_it::wait_for(
+            "the retry to wait on the key",
+            Duration::from_secs(30),
+            || {
+                let v = node.psql(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid' \
+                 AND query LIKE 'INSERT INTO audit_log%'",
+            );
+                (!v.is_empty()).then_some(v)
+            },
+        );
+        assert!(!retry.is_finished(), "the retry did not wait");
+        if commit {
+            attempt.commit().unwrap();
+        } else {
+            attempt.rollback().unwrap();
+        }
+        let (pid, result) = retry.join().unwrap();
+        assert_eq!(waiting, pid.to_string(), "another backend was waiting");
+        if commit {
+            let e = result.expect_err("the retry wrote a second row");
+            assert_eq!(
+                e.as_db_error().map(|d| d.code().code()),
+                Some("23505"),
+                "{e}"
+            );
+        } else {
+            assert_eq!(result.unwrap(), 1);
+        }
+        assert_eq!(rows_with_detail(&node, &detail), vec![id]);
+    }
+}
