@@ -178,6 +178,12 @@ pub struct Generator {
     clock_steps: AtomicU64,
     started_unix_ms: AtomicI64,
     issued: Tally,
+    /// Loom models only: ticks taken by the fetch-and-add path, and those of them skipped.
+    /// Plain atomics, invisible to loom, so they add no interleavings.
+    #[cfg(loom)]
+    loom_adds: std::sync::atomic::AtomicU64,
+    #[cfg(loom)]
+    loom_skips: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Generator {
@@ -225,6 +231,10 @@ impl Generator {
             clock_steps: AtomicU64::new(0),
             started_unix_ms: AtomicI64::new(0),
             issued: Tally::new(),
+            #[cfg(loom)]
+            loom_adds: Default::default(),
+            #[cfg(loom)]
+            loom_skips: Default::default(),
         }
     }
 
@@ -248,6 +258,21 @@ impl Generator {
         g.started_unix_ms.store(now_us / 1000, Relaxed);
         g.ceiling.store(ceiling_ms, Release);
         g
+    }
+
+    /// For the loom models: ticks taken by the fetch-and-add path, and how many of them were
+    /// skipped (not issued).
+    #[cfg(loom)]
+    pub fn loom_adds(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.loom_adds.load(Relaxed), self.loom_skips.load(Relaxed))
+    }
+
+    /// For the loom models: the last tick taken (one load, where [`Generator::stats`] makes
+    /// a dozen, each a step of the model).
+    #[cfg(loom)]
+    pub fn loom_last(&self) -> u64 {
+        self.last.load(Relaxed)
     }
 
     /// Issues the next tick: greater than every tick this state (and, through the ceiling,
@@ -312,8 +337,12 @@ impl Generator {
                     // what was checked (others added meanwhile): check again; a tick that fails
                     // is skipped, never issued (a gap is harmless, a repeat impossible).
                     let tick = self.last.fetch_add(1, Relaxed) + 1;
+                    #[cfg(loom)]
+                    self.loom_adds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let ms = tick >> SEQUENCE_BITS;
                     if ms > now + cfg.max_drift_ms || ms + half_lead >= ceiling {
+                        #[cfg(loom)]
+                        self.loom_skips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
                     tick
