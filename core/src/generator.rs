@@ -178,12 +178,12 @@ pub struct Generator {
     clock_steps: AtomicU64,
     started_unix_ms: AtomicI64,
     issued: Tally,
-    /// Loom models only: ticks taken by the fetch-and-add path, and those of them skipped.
-    /// Plain atomics, invisible to loom, so they add no interleavings.
+    /// Loom models only: how many ticks the fetch-and-add path took, and those it skipped.
+    /// Plain `std` types, invisible to loom, so they add no interleavings.
     #[cfg(loom)]
     loom_adds: std::sync::atomic::AtomicU64,
     #[cfg(loom)]
-    loom_skips: std::sync::atomic::AtomicU64,
+    loom_skips: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Default for Generator {
@@ -260,12 +260,12 @@ impl Generator {
         g
     }
 
-    /// For the loom models: ticks taken by the fetch-and-add path, and how many of them were
-    /// skipped (not issued).
+    /// For the loom models: how many ticks the fetch-and-add path took, and those of them it
+    /// skipped (did not issue), in the order skipped.
     #[cfg(loom)]
-    pub fn loom_adds(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.loom_adds.load(Relaxed), self.loom_skips.load(Relaxed))
+    pub fn loom_adds(&self) -> (u64, Vec<u64>) {
+        let adds = self.loom_adds.load(std::sync::atomic::Ordering::Relaxed);
+        (adds, self.loom_skips.lock().unwrap().clone())
     }
 
     /// For the loom models: the last tick taken (one load, where [`Generator::stats`] makes
@@ -342,7 +342,7 @@ impl Generator {
                     let ms = tick >> SEQUENCE_BITS;
                     if ms > now + cfg.max_drift_ms || ms + half_lead >= ceiling {
                         #[cfg(loom)]
-                        self.loom_skips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.loom_skips.lock().unwrap().push(tick);
                         continue;
                     }
                     tick
