@@ -1,5 +1,6 @@
-//! Exhaustive interleavings of the generator (loom): its compare-and-swap path, and the
-//! fetch-and-add path it takes while leading the clock.
+//! Exhaustive interleavings of the generator (loom): its compare-and-swap path, the
+//! fetch-and-add path it takes while leading the clock, and a ceiling store that fails mid-run.
+//! Every issued tick is checked against the ceiling durably saved before it was taken.
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p snowflake_core --release --test loom`
 #![cfg(loom)]
 
@@ -104,11 +105,11 @@ impl Store {
     fn saved(&self) -> u64 {
         self.log().last().map_or(0, |s| s.ceiling)
     }
-    /// The ceiling durably saved before `tick` was taken (0 if none). `last` only grows, but
-    /// for a skipped tick given back (`last` from it to the one below): a tick that was ever
-    /// skipped may have sat in `last` when a save read it, and been given back and taken again
-    /// after the save, so for such a tick every save counts (it is checked against the ceiling
-    /// saved last; other interleavings check the same path strictly).
+    /// The ceiling durably saved before `tick` was taken (0 if none). `last` only grows, except
+    /// where a generator gives a skipped tick back (`last` from it to the one below): a tick
+    /// that was ever skipped may have sat in `last` when a save read it, and been given back
+    /// and taken again after the save, so for such a tick every save counts (it is checked
+    /// against the ceiling saved last; other interleavings check the same path strictly).
     fn covering(&self, tick: u64) -> u64 {
         let skipped = self.g.loom_adds().1.contains(&tick);
         let log = self.log();
