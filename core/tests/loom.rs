@@ -82,15 +82,26 @@ struct Saves {
 /// durable relative to the ticks taken; [`check`] compares every issued tick with the ceiling
 /// durably saved *before the tick was taken*, not with whatever was saved by the time the call
 /// returned (a generator that took a tick and saved a ceiling above it afterwards must fail).
+/// One `Arc` per clone, as a plain store would have: each reference count change is a step of
+/// the model, and more of them make every model slower.
 #[derive(Clone)]
-struct Store {
+struct Store(Arc<StoreState>);
+
+struct StoreState {
     g: Arc<Generator>,
-    saves: Arc<Mutex<Saves>>,
+    saves: Mutex<Saves>,
+}
+
+impl std::ops::Deref for Store {
+    type Target = StoreState;
+    fn deref(&self) -> &StoreState {
+        &self.0
+    }
 }
 
 impl Store {
     fn new(g: &Arc<Generator>) -> Self {
-        Store { g: g.clone(), saves: Arc::default() }
+        Store(Arc::new(StoreState { g: g.clone(), saves: Mutex::default() }))
     }
     /// A ceiling saved before the generator took any tick (a run in progress).
     fn seed(&self, ceiling: u64) {
