@@ -195,6 +195,12 @@ pub struct Generator {
     started_unix_ms: AtomicI64,
     /// IDs issued, one slot per writer.
     issued: Tally,
+    /// Loom models only: how many ticks the fetch-and-add path took, and those it skipped.
+    /// Plain `std` types, invisible to loom, so they add no interleavings.
+    #[cfg(loom)]
+    loom_adds: std::sync::atomic::AtomicU64,
+    #[cfg(loom)]
+    loom_skips: std::sync::Mutex<Vec<u64>>,
 }
 
 /// What one pass of [`Generator::next_as`] read before it left the hot path.
@@ -243,6 +249,10 @@ impl Generator {
             clock_steps: AtomicU64::new(0),
             started_unix_ms: AtomicI64::new(0),
             issued: Tally::new(),
+            #[cfg(loom)]
+            loom_adds: Default::default(),
+            #[cfg(loom)]
+            loom_skips: Default::default(),
         }
     }
 
@@ -266,6 +276,21 @@ impl Generator {
         g.started_unix_ms.store(now_us / 1000, Relaxed);
         g.ceiling.store(ceiling_ms, Release);
         g
+    }
+
+    /// For the loom models: how many ticks the fetch-and-add path took, and those of them it
+    /// skipped (did not issue), in the order skipped.
+    #[cfg(loom)]
+    pub fn loom_adds(&self) -> (u64, Vec<u64>) {
+        let adds = self.loom_adds.load(std::sync::atomic::Ordering::Relaxed);
+        (adds, self.loom_skips.lock().unwrap().clone())
+    }
+
+    /// For the loom models: the last tick taken (one load, where [`Generator::stats`] makes
+    /// a dozen, each a step of the model).
+    #[cfg(loom)]
+    pub fn loom_last(&self) -> u64 {
+        self.last.load(Relaxed)
     }
 
     /// Issues the next tick: greater than every tick this state (and, through the ceiling,
@@ -331,8 +356,13 @@ impl Generator {
                     // what was checked (others added meanwhile): check again; a tick that fails
                     // is skipped, never issued (a gap is harmless, a repeat impossible).
                     let tick = self.last.fetch_add(1, Relaxed) + 1;
+                    #[cfg(loom)]
+                    self.loom_adds
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let ms = tick >> SEQUENCE_BITS;
                     if ms > now + cfg.max_drift_ms || ms + half_lead >= ceiling {
+                        #[cfg(loom)]
+                        self.loom_skips.lock().unwrap().push(tick);
                         // Give the tick back unless others took later ones: `last` then
                         // never shows a tick nobody was given, once the adders are done.
                         let _ = self.last.compare_exchange(tick, tick - 1, Relaxed, Relaxed);

@@ -17,10 +17,17 @@ use std::process::Command;
 const TESTS: &[&str] = &["setup", "decoders", "settings", "privileges", "convert"];
 
 fn pg_regress() -> PathBuf {
-    let out = Command::new("/usr/bin/pg_config").arg("--pkglibdir").output().unwrap();
+    let out = Command::new("/usr/bin/pg_config")
+        .arg("--pkglibdir")
+        .output()
+        .unwrap();
     let lib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let p = lib.join("pgxs/src/test/regress/pg_regress");
-    assert!(p.is_file(), "{} missing: install postgresql-server-dev-15", p.display());
+    assert!(
+        p.is_file(),
+        "{} missing: install postgresql-server-dev-15",
+        p.display()
+    );
     p
 }
 
