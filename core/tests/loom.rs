@@ -421,6 +421,13 @@ fn run_leading(b: Burst, then: impl Fn(&Outcome) + Send + Sync + 'static) {
             gaps.iter().all(|t| skips.contains(t)),
             "gaps {gaps:?} but skipped {skips:?}"
         );
+        // Once every call has returned an ID, the last tick taken is one that was issued: a
+        // skipped tick is given back, or a later add took (and issued above) it, so
+        // snowflake_stats().last_id never shows a tick nobody was given.
+        if !b.store_fails {
+            let max = ticks.iter().flatten().max().copied();
+            assert_eq!(Some(g.loom_last()), max, "last is a tick nobody was given");
+        }
         let o = Outcome {
             g,
             clock,
