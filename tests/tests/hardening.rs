@@ -456,6 +456,20 @@ fn a_waiting_call_shows_its_wait_and_is_cancelled_at_once() {
     }
 }
 
+/// A started server whose wall clock the test steps through the clock shim, with the
+/// extension created.
+fn shim_node(name: &str, port: u16, node_id: u16) -> (Shim, Cluster) {
+    let dir = snowflake_it::clusters_root().join(format!("{name}-files"));
+    fs::create_dir_all(&dir).unwrap();
+    snowflake_it::ensure_traversable(&dir.join("x"));
+    let shim = Shim::new(&dir);
+    let mut node = Cluster::init(name, port, &[&format!("snowflake_id.node_id = {node_id}")]);
+    node.env = shim.env();
+    node.start();
+    node.psql("CREATE EXTENSION snowflake_id");
+    (shim, node)
+}
+
 /// The server's wall clock at an absolute Unix ms, through the clock shim.
 fn set_clock_to(shim: &Shim, c: &mut Client, unix_ms: i64) {
     let offset = unix_ms - clock::real_unix_ms();
@@ -465,14 +479,7 @@ fn set_clock_to(shim: &Shim, c: &mut Client, unix_ms: i64) {
 
 #[test]
 fn a_clock_before_the_epoch_or_past_the_horizon_is_an_error_and_saves_nothing() {
-    let dir = snowflake_it::clusters_root().join("hard-clock-files");
-    fs::create_dir_all(&dir).unwrap();
-    snowflake_it::ensure_traversable(&dir.join("x"));
-    let shim = Shim::new(&dir);
-    let mut node = Cluster::init("hard-clock", 26007, &["snowflake_id.node_id = 10"]);
-    node.env = shim.env();
-    node.start();
-    node.psql("CREATE EXTENSION snowflake_id");
+    let (shim, node) = shim_node("hard-clock", 26007, 10);
     let state = node.data().join("snowflake_id.state");
     let mut c = node.connect();
     // A VM that boots before NTP: 2024-12-01.
@@ -690,14 +697,7 @@ fn a_state_file_copied_from_another_server_never_lowers_the_floor() {
 /// during or after, and they stay strictly increasing.
 #[test]
 fn a_forward_jump_set_right_soon_never_shows_in_an_id() {
-    let dir = snowflake_it::clusters_root().join("hard-forward-files");
-    fs::create_dir_all(&dir).unwrap();
-    snowflake_it::ensure_traversable(&dir.join("x"));
-    let shim = Shim::new(&dir);
-    let mut node = Cluster::init("hard-forward", 26010, &["snowflake_id.node_id = 14"]);
-    node.env = shim.env();
-    node.start();
-    node.psql("CREATE EXTENSION snowflake_id");
+    let (shim, node) = shim_node("hard-forward", 26010, 14);
     let mut ctl = node.connect();
     clock::wait_until_server_offset(&mut ctl, 0);
     let mut c = node.connect();
