@@ -11,9 +11,15 @@
 //!   plus the wall-clock offset last seen to be trustworthy. While the wall clock is behind that
 //!   estimate the drift bound is measured from the estimate, so a step back of an hour never
 //!   makes callers wait for an hour; the step is counted and reported once.
+//! * A forward jump of the wall clock (more than the step threshold ahead of the estimate) is
+//!   not taken as real time until it has lasted [`FORWARD_CONFIRM_US`]: until then IDs follow
+//!   the estimate, so a clock set forward by mistake and set right again never shows in an ID.
 //! * A ceiling, a millisecond above every issued ID, is saved through a [`CeilingStore`] before
 //!   any ID reaches it, `ceiling_lead_ms` ahead, so the hot path rarely touches the store. A
-//!   fresh state (server start, crash-restart) loads the ceiling and starts above it.
+//!   fresh state (server start, crash-restart) loads the ceiling and starts above it; a ceiling
+//!   no further ahead than a run leaves it is an ordinary restart, whose IDs wait at the drift
+//!   bound like a burst, so restarts never push IDs ahead of the clock (see `start`).
+//! * A clock before the epoch or past the 41-bit horizon is an error: no ID, nothing saved.
 //!
 //! Hot path: a few loads, one clock read, one compare-and-swap, and an add to the caller's own
 //! counter slot (see [`crate::tally`]). No lock, no system call (the clock is read through the
