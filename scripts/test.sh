@@ -3,7 +3,8 @@
 #   0. formatting (cargo fmt --check) and lints (cargo clippy, warnings are errors);
 #   1. pure-Rust unit and property tests of the core (layout, generator, ceiling file);
 #   2. loom model check of the generator (compare-and-swap and fetch-and-add paths);
-#   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded);
+#   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded), on PostgreSQL 15
+#      and 18;
 #   4. the pg13..pg18 features still compile;
 #   5. integration tests against real PostgreSQL 15 clusters started by the tests, among them
 #      the SQL surface's error and privilege contracts as pg_regress files (tests/pg_regress/).
@@ -27,12 +28,17 @@ step "2/5 loom model of the generator"
 RUSTFLAGS="--cfg loom" cargo test -p snowflake_core --release --test loom \
   --target-dir target/loom -- --test-threads=1
 
-step "3/5 pg_test suite (PostgreSQL 15)"
+step "3a/5 pg_test suite (PostgreSQL 15)"
 mkdir -p target/pgrx-test-data
 chown postgres target/pgrx-test-data 2>/dev/null || true
 # postgres must be able to reach the data directory
 d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
 cargo pgrx test pg15 --runas postgres --pgdata "$ROOT/target/pgrx-test-data"
+
+step "3b/5 pg_test suite (PostgreSQL 18, the PyPI build unpacked by setup.sh)"
+mkdir -p target/pgrx-test-data-18
+chown postgres target/pgrx-test-data-18 2>/dev/null || true
+cargo pgrx test pg18 --runas postgres --pgdata "$ROOT/target/pgrx-test-data-18"
 
 step "4/5 the other PostgreSQL majors compile (pregenerated bindings)"
 for v in 13 14 16 17 18; do
