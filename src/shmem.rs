@@ -77,7 +77,8 @@ pub fn node_id() -> u16 {
 #[inline]
 pub fn next_id() -> i64 {
     let generator = generator();
-    let node = node_id();
+    // generator() checked the preload already: read the setting directly.
+    let node = guc::node_id().unwrap_or_else(|| errors::node_id_unset());
     let cfg = Config {
         max_drift_ms: guc::MAX_DRIFT_MS.get() as u64,
         ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,

@@ -563,6 +563,24 @@ fn stat_i64(c: &mut Client, column: &str) -> i64 {
     .get(0)
 }
 
+/// Draws `n` IDs in one statement: the smallest, the largest, and how far (ms) the largest
+/// leads real time as read right after the statement.
+fn burst(c: &mut Client, n: i64) -> (i64, i64, i64) {
+    let r = c
+        .query_one(
+            "SELECT min(x), max(x) FROM (SELECT snowflake_nextval() AS x FROM generate_series(1, $1::bigint)) s",
+            &[&n],
+        )
+        .unwrap();
+    let real = clock::real_unix_ms();
+    let (min, max): (i64, i64) = (r.get(0), r.get(1));
+    (
+        min,
+        max,
+        layout::unix_ms(layout::decode(max).unwrap().ms) - real,
+    )
+}
+
 /// Invariant 4 across restarts: six quick restarts, each followed by a burst, never put IDs
 /// further ahead of the clock than max_drift_ms, and no start is reported as a clock step.
 #[test]
@@ -582,14 +600,9 @@ fn quick_restarts_with_bursts_keep_ids_within_the_drift_bound() {
     for round in 0..6 {
         let mut c = node.connect();
         // A burst: 400,000 IDs in one statement (about 100 ms of IDs at the format's rate).
-        let r = c
-            .query_one("SELECT max(x), min(x) FROM (SELECT snowflake_nextval() AS x FROM generate_series(1, 400000)) s", &[])
-            .unwrap();
-        let after = clock::real_unix_ms();
-        let (max, min): (i64, i64) = (r.get(0), r.get(1));
+        let (min, max, lead) = burst(&mut c, 400_000);
         assert!(min > last, "round {round}: IDs went back");
         last = max;
-        let lead = layout::unix_ms(layout::decode(max).unwrap().ms) - after;
         worst_lead = worst_lead.max(lead);
         assert!(
             lead <= 2_000,
@@ -705,14 +718,9 @@ fn a_forward_jump_set_right_soon_never_shows_in_an_id() {
     let mut worst_lead = i64::MIN;
     let mut draw = |c: &mut Client, phase: &str| {
         for _ in 0..20 {
-            let r = c
-                .query_one("SELECT max(x), min(x) FROM (SELECT snowflake_nextval() AS x FROM generate_series(1, 20000)) s", &[])
-                .unwrap();
-            let real = clock::real_unix_ms();
-            let (max, min): (i64, i64) = (r.get(0), r.get(1));
+            let (min, max, lead) = burst(c, 20_000);
             assert!(min > last, "{phase}: IDs went back");
             last = max;
-            let lead = layout::unix_ms(layout::decode(max).unwrap().ms) - real;
             worst_lead = worst_lead.max(lead);
             assert!(lead <= 2_000, "{phase}: an ID leads real time by {lead} ms");
         }
