@@ -1,0 +1,204 @@
+//! `snowcluster`: the command line of the cluster tool, for the project's shell scripts.
+//!
+//! ```text
+//! snowcluster [--pg-config PATH] info
+//! snowcluster [--pg-config PATH] up   --dir D --name N --nodes K --port P [--node-ids "1 2 3"]
+//!                                     [--engine auto|pglogical|native|none] [--set LINE]... [--env K=V]...
+//! snowcluster [--pg-config PATH] mesh --dir D --name N --nodes K --port P --group G --tables a,b
+//!                                     [--engine auto|pglogical|native]
+//! snowcluster [--pg-config PATH] down --dir D --name N --nodes K [--immediate]
+//! ```
+//! Node `i` (1-based) lives in `D/N-node<i>` and listens on 127.0.0.1 port `P + i - 1`.
+
+use clap::{Parser, Subcommand};
+use snowflake_cluster::{ensure_traversable, mesh, Engine, Node, Pg};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "snowcluster", about = "Throwaway PostgreSQL nodes for snowflake_id")]
+struct Cli {
+    /// pg_config of the PostgreSQL to run [default: $SNOWFLAKE_PG_CONFIG, else /usr/bin/pg_config]
+    #[arg(long, global = true)]
+    pg_config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct Nodes {
+    /// Directory holding the nodes' directories
+    #[arg(long)]
+    dir: PathBuf,
+    /// Name prefix: node i lives in DIR/NAME-node<i>
+    #[arg(long)]
+    name: String,
+    /// Number of nodes
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Port of node 1; node i listens on PORT + i - 1
+    #[arg(long, default_value_t = 25432)]
+    port: u16,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Prints the install as shell assignments (PG_MAJOR, PG_VERSION, PG_BIN, PG_PKGLIBDIR,
+    /// PG_SHAREDIR, PG_ENGINE) for `eval`.
+    Info,
+    /// Creates (afresh) and starts the nodes.
+    Up {
+        #[command(flatten)]
+        nodes: Nodes,
+        /// snowflake_id.node_id of each node, space-separated [default: 1 2 ... K]
+        #[arg(long)]
+        node_ids: Option<String>,
+        /// Replication engine to configure: auto (by major), pglogical, native, none
+        #[arg(long, default_value = "auto")]
+        engine: String,
+        /// An extra postgresql.conf line (later lines win)
+        #[arg(long = "set")]
+        settings: Vec<String>,
+        /// An environment variable for the postmasters (e.g. LD_PRELOAD=...)
+        #[arg(long = "env")]
+        env: Vec<String>,
+    },
+    /// Wires a full mesh: every node publishes TABLES under GROUP and subscribes to every other.
+    Mesh {
+        #[command(flatten)]
+        nodes: Nodes,
+        #[arg(long)]
+        group: String,
+        /// Comma-separated tables (they must exist on every node)
+        #[arg(long)]
+        tables: String,
+        #[arg(long, default_value = "auto")]
+        engine: String,
+    },
+    /// Stops the nodes that are running (fast shutdown, or immediate).
+    Down {
+        #[command(flatten)]
+        nodes: Nodes,
+        #[arg(long)]
+        immediate: bool,
+    },
+}
+
+fn engine(pg: &Pg, name: &str) -> Option<Engine> {
+    match name {
+        "auto" => Some(Engine::for_major(pg.major)),
+        "none" => None,
+        other => Some(Engine::parse(other).unwrap_or_else(|| {
+            eprintln!("snowcluster: unknown engine {other:?} (auto, pglogical, native, none)");
+            std::process::exit(2)
+        })),
+    }
+}
+
+fn node(pg: &Pg, n: &Nodes, i: u16) -> Node {
+    let name = format!("{}-node{i}", n.name);
+    Node::at(pg, &n.dir.join(&name), &name, n.port + i - 1)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let pg = match &cli.pg_config {
+        Some(p) => Pg::from_pg_config(p).unwrap_or_else(|e| {
+            eprintln!("snowcluster: {e}");
+            std::process::exit(2)
+        }),
+        None => Pg::from_env(),
+    };
+    match cli.cmd {
+        Cmd::Info => {
+            println!("PG_MAJOR={}", pg.major);
+            println!("PG_VERSION='{}'", pg.version.replace('\'', ""));
+            println!("PG_BIN='{}'", pg.bindir.display());
+            println!("PG_PKGLIBDIR='{}'", pg.pkglibdir.display());
+            println!("PG_SHAREDIR='{}'", pg.sharedir.display());
+            println!("PG_ENGINE={}", Engine::for_major(pg.major).name());
+        }
+        Cmd::Up {
+            nodes,
+            node_ids,
+            engine: e,
+            settings,
+            env,
+        } => {
+            let ids: Vec<String> = match node_ids {
+                Some(s) => s.split_whitespace().map(str::to_string).collect(),
+                None => (1..=nodes.nodes).map(|i| i.to_string()).collect(),
+            };
+            if ids.len() != nodes.nodes as usize {
+                eprintln!("snowcluster: --node-ids needs {} ids", nodes.nodes);
+                std::process::exit(2);
+            }
+            std::fs::create_dir_all(&nodes.dir).unwrap();
+            ensure_traversable(&nodes.dir.join("x"));
+            let mut conf: Vec<String> = engine(&pg, &e)
+                .map(|e| e.settings().into_iter().map(str::to_string).collect())
+                .unwrap_or_default();
+            conf.extend(settings);
+            for i in 1..=nodes.nodes {
+                let name = format!("{}-node{i}", nodes.name);
+                let mut lines = conf.clone();
+                lines.push(format!("snowflake_id.node_id = {}", ids[i as usize - 1]));
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                let mut n = Node::init(&pg, &nodes.dir, &name, nodes.port + i - 1, &refs);
+                n.env = env
+                    .iter()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                n.start();
+                eprintln!(
+                    "snowcluster: {} ({}) on 127.0.0.1:{} in {}",
+                    name,
+                    pg.version,
+                    n.port,
+                    n.dir.display()
+                );
+                n.detach();
+            }
+        }
+        Cmd::Mesh {
+            nodes,
+            group,
+            tables,
+            engine: e,
+        } => {
+            let Some(e) = engine(&pg, &e) else {
+                eprintln!("snowcluster: mesh needs an engine");
+                std::process::exit(2)
+            };
+            let all: Vec<Node> = (1..=nodes.nodes).map(|i| node(&pg, &nodes, i)).collect();
+            let refs: Vec<&Node> = all.iter().collect();
+            let tables: Vec<&str> = tables.split(',').map(str::trim).collect();
+            mesh(e, &refs, &group, &tables);
+            eprintln!(
+                "snowcluster: {} mesh '{group}' of {} nodes streaming",
+                e.name(),
+                nodes.nodes
+            );
+            for n in all {
+                n.detach();
+            }
+        }
+        Cmd::Down { nodes, immediate } => {
+            for i in 1..=nodes.nodes {
+                let n = node(&pg, &nodes, i);
+                if running(&n.data()) {
+                    if immediate {
+                        n.stop_immediate();
+                    } else {
+                        n.stop();
+                    }
+                }
+                n.detach();
+            }
+        }
+    }
+}
+
+fn running(data: &Path) -> bool {
+    data.join("postmaster.pid").exists()
+}
