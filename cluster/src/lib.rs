@@ -16,4 +16,6 @@ mod process;
 pub use mesh::{conflict_lines, mesh, replicating, wait_streaming, Engine};
 pub use node::{pg_dump, Node};
 pub use pg::Pg;
-pub use process::{alive, as_postgres, children, ensure_traversable, kill9, running_as_root, wait_for};
+pub use process::{
+    alive, as_postgres, children, ensure_traversable, kill9, running_as_root, wait_for,
+};

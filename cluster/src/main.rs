@@ -15,7 +15,10 @@ use snowflake_cluster::{ensure_traversable, mesh, Engine, Node, Pg};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "snowcluster", about = "Throwaway PostgreSQL nodes for snowflake_id")]
+#[command(
+    name = "snowcluster",
+    about = "Throwaway PostgreSQL nodes for snowflake_id"
+)]
 struct Cli {
     /// pg_config of the PostgreSQL to run [default: $SNOWFLAKE_PG_CONFIG, else /usr/bin/pg_config]
     #[arg(long, global = true)]

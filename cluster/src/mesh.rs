@@ -83,9 +83,7 @@ impl Engine {
             Engine::Pglogical => {
                 line.contains("CONFLICT: ") && line.contains(&format!(" on relation {table} "))
             }
-            Engine::Native => {
-                line.contains(&format!("conflict detected on relation \"{table}\""))
-            }
+            Engine::Native => line.contains(&format!("conflict detected on relation \"{table}\"")),
         }
     }
 }
@@ -104,8 +102,7 @@ pub fn conflict_lines(engine: Engine, major: u32, log: &str, table: &str) -> usi
             .filter(|(i, l)| {
                 l.contains("ERROR:  duplicate key value")
                     && lines[i + 1..(i + 4).min(lines.len())].iter().any(|c| {
-                        c.contains("CONTEXT:")
-                            && c.contains(&format!("\"{schema}.{rel}\""))
+                        c.contains("CONTEXT:") && c.contains(&format!("\"{schema}.{rel}\""))
                     })
             })
             .count();
@@ -213,5 +210,8 @@ fn sub_name(group: &str, to: usize, from: usize) -> String {
 }
 
 fn dsn(n: &Node) -> String {
-    format!("host=127.0.0.1 port={} dbname=postgres user=postgres", n.port)
+    format!(
+        "host=127.0.0.1 port={} dbname=postgres user=postgres",
+        n.port
+    )
 }

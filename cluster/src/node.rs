@@ -2,8 +2,7 @@
 
 use crate::pg::Pg;
 use crate::process::{
-    alive, as_postgres, check, children, chown_postgres, ensure_traversable, kill9,
-    running_as_root,
+    alive, as_postgres, check, children, chown_postgres, ensure_traversable, kill9, running_as_root,
 };
 use postgres::{Client, NoTls};
 use std::fs;

@@ -1,36 +1,20 @@
-//! Multi-master on real servers: node-id clash detection through a pglogical-replicated
-//! registry, `snowflake_convert_column()` on serial / bigserial / identity columns followed by
+//! Multi-master on real servers: node-id clash detection through a registry replicated by the
+//! major's engine (pglogical on 15, native logical replication on 16+), `snowflake_convert_column()` on serial / bigserial / identity columns followed by
 //! pg_dump / pg_restore onto another server, and the three-node audit-log job
 //! (`scripts/demo.sh`, shortened) with its checks. Ports 25701-25739, clusters `cluster-*`.
 
 use postgres::error::SqlState;
 use postgres::Client;
 use snowflake_core::layout;
-use snowflake_it::{project_root, wait_for, Cluster, PG_BIN};
+use snowflake_it::{
+    conflict_lines, engine, mesh, pg, project_root, wait_for, wait_streaming, Cluster, Node,
+};
 use std::process::Command;
 use std::time::Duration;
 
-/// Settings pglogical needs on PostgreSQL 15 (see README).
-const PGLOGICAL: &[&str] = &[
-    "shared_preload_libraries = 'pglogical,snowflake_id'",
-    "wal_level = logical",
-    "track_commit_timestamp = on",
-    "max_replication_slots = 10",
-    "max_wal_senders = 10",
-    "max_worker_processes = 16",
-    "output_plugin_libraries = 'pgoutput, test_decoding, pglogical_output'",
-];
-
-fn dsn(c: &Cluster) -> String {
-    format!(
-        "host=127.0.0.1 port={} dbname=postgres user=postgres",
-        c.port
-    )
-}
-
 /// psql with stderr (WARNINGs) captured: (stdout, stderr).
 fn psql_both(c: &Cluster, sql: &str) -> (String, String) {
-    let out = Command::new(format!("{PG_BIN}/psql"))
+    let out = Command::new(snowflake_it::pg_bin("psql"))
         .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(c.conninfo())
         .args(["-c", sql])
@@ -47,42 +31,21 @@ fn psql_both(c: &Cluster, sql: &str) -> (String, String) {
     )
 }
 
-fn node_with_pglogical(name: &str, port: u16, node_id: i32) -> Cluster {
-    let mut settings: Vec<String> = PGLOGICAL.iter().map(|s| s.to_string()).collect();
+/// A server of the engine of the PostgreSQL under test (pglogical on 15, native on 16+), with
+/// snowflake_id created.
+fn replicating_node(name: &str, port: u16, node_id: i32) -> Cluster {
+    let mut settings: Vec<String> = engine().settings().iter().map(|s| s.to_string()).collect();
     settings.push(format!("snowflake_id.node_id = {node_id}"));
     let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
     let c = Cluster::init(name, port, &refs);
     c.start();
-    c.psql("CREATE EXTENSION pglogical; CREATE EXTENSION snowflake_id");
-    c.psql(&format!(
-        "SELECT pglogical.create_node(node_name := '{name}', dsn := '{}');
-         SELECT pglogical.replication_set_add_table('default', 'snowflake_nodes', synchronize_data := false);",
-        dsn(&c)
-    ));
+    c.psql("CREATE EXTENSION snowflake_id");
     c
 }
 
-fn subscribe(subscriber: &Cluster, provider: &Cluster) {
-    subscriber.psql(&format!(
-        "SELECT pglogical.create_subscription(subscription_name := 'from_{}', provider_dsn := '{}',
-             replication_sets := '{{default}}', synchronize_structure := false,
-             synchronize_data := false, forward_origins := '{{}}')",
-        provider.port,
-        dsn(provider)
-    ));
-}
-
-fn wait_replicating(c: &Cluster, subs: i64) {
-    wait_for(
-        &format!("subscriptions of {} replicating", c.name),
-        Duration::from_secs(120),
-        || {
-            let v = c.psql(
-            "SELECT count(*) FILTER (WHERE status = 'replicating') FROM pglogical.show_subscription_status()",
-        );
-            (v == subs.to_string()).then_some(())
-        },
-    );
+/// Waits until both directions of the registry's mesh stream again (after a restart).
+fn wait_replicating(nodes: &[&Node]) {
+    wait_streaming(engine(), nodes, "registry", Duration::from_secs(120));
 }
 
 fn registry_rows(c: &Cluster) -> Vec<(i32, i64)> {
@@ -107,12 +70,9 @@ fn sysid(client: &mut Client) -> i64 {
 
 #[test]
 fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
-    let a = node_with_pglogical("cluster-clash-a", 25701, 5);
-    let b = node_with_pglogical("cluster-clash-b", 25702, 5);
-    subscribe(&a, &b);
-    subscribe(&b, &a);
-    wait_replicating(&a, 1);
-    wait_replicating(&b, 1);
+    let a = replicating_node("cluster-clash-a", 25701, 5);
+    let b = replicating_node("cluster-clash-b", 25702, 5);
+    mesh(engine(), &[&a, &b], "registry", &["snowflake_nodes"]);
     let (sys_a, sys_b) = (sysid(&mut a.connect()), sysid(&mut b.connect()));
     assert_ne!(sys_a, sys_b, "two initdb runs give two system identifiers");
 
@@ -174,9 +134,8 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
     b.stop();
     b.start();
     assert_eq!(b.psql("SHOW snowflake_id.node_id"), "6");
-    // pglogical reconnects both directions after the restart.
-    wait_replicating(&a, 1);
-    wait_replicating(&b, 1);
+    // Replication reconnects both directions after the restart.
+    wait_replicating(&[&a, &b]);
     assert_eq!(b.psql("SELECT snowflake_register_node()"), "6");
     let fixed = {
         let mut v = vec![(5, sys_a), (6, sys_b)];
@@ -193,7 +152,7 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
     assert!(!warn.contains("WARNING"), "{warn}");
     for c in [&a, &b] {
         assert!(
-            !c.log().contains("CONFLICT"),
+            conflict_lines(engine(), pg().major, &c.log(), "public.snowflake_nodes") == 0,
             "registry replication conflicted on {}:\n{}",
             c.name,
             c.log()
@@ -375,7 +334,7 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
         &["snowflake_id.node_id = 12"],
     );
     dst.start();
-    let out = Command::new(format!("{PG_BIN}/pg_restore"))
+    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
         .args(["--exit-on-error", "-d", &dst.conninfo()])
         .arg(&dump)
         .output()

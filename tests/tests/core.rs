@@ -3,7 +3,7 @@
 
 use postgres::error::SqlState;
 use snowflake_core::layout;
-use snowflake_it::{count_duplicates, Cluster, PG_BIN};
+use snowflake_it::{count_duplicates, Cluster};
 use std::collections::HashSet;
 use std::process::Command;
 use std::thread;
@@ -262,7 +262,7 @@ fn column_default_survives_pg_dump_and_restore_into_another_database() {
     .unwrap();
     let dump = node.dir.join("src.dump");
     snowflake_it::pg_dump(&src, &dump);
-    let out = Command::new(format!("{PG_BIN}/pg_restore"))
+    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
         .args(["--exit-on-error", "-d", &dst])
         .arg(&dump)
         .output()

@@ -314,7 +314,7 @@ fn pg_dump_keeps_the_node_registry() {
     node.psql("CREATE EXTENSION snowflake_id; SELECT snowflake_register_node();");
     node.psql("INSERT INTO snowflake_nodes (node_id, system_identifier, host, port) VALUES (8, 42, 'other', 5432)");
     let file = node.dir.join("dump.sql");
-    let out = Command::new(format!("{}/pg_dump", snowflake_it::PG_BIN))
+    let out = Command::new(snowflake_it::pg_bin("pg_dump"))
         .args(["-f"])
         .arg(&file)
         .args(["-d", &node.conninfo()])
@@ -329,7 +329,7 @@ fn pg_dump_keeps_the_node_registry() {
     let restored = node
         .conninfo()
         .replace("dbname=postgres", "dbname=restored");
-    let out = Command::new(format!("{}/psql", snowflake_it::PG_BIN))
+    let out = Command::new(snowflake_it::pg_bin("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &restored, "-f"])
         .arg(&file)
         .output()

@@ -3,7 +3,7 @@
 //! live data, and pg_dump / pg_restore into a fresh server. Ports 25901-25909, clusters `pkg-*`.
 
 use snowflake_core::layout;
-use snowflake_it::{project_root, Cluster, PG_BIN};
+use snowflake_it::{project_root, Cluster};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
@@ -625,7 +625,7 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
     let dump = dst.dir.join("src.dump");
     snowflake_it::pg_dump(&src.conninfo(), &dump);
     // The dump creates the extension; its functions are not dumped as loose objects.
-    let list = Command::new(format!("{PG_BIN}/pg_restore"))
+    let list = Command::new(snowflake_it::pg_bin("pg_restore"))
         .arg("-l")
         .arg(&dump)
         .output()
@@ -641,7 +641,7 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
     drop(s);
     src.stop();
 
-    let out = Command::new(format!("{PG_BIN}/pg_restore"))
+    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
         .args([
             "--exit-on-error",
             "--single-transaction",

@@ -9,7 +9,7 @@
 //! To accept a reviewed change: copy `target/pg_regress/results/<test>.out` over
 //! `tests/pg_regress/expected/<test>.out`.
 
-use snowflake_it::{project_root, Cluster, PG_BIN};
+use snowflake_it::{project_root, Cluster};
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,7 +52,7 @@ fn sql_contracts_match_the_expected_files() {
     fs::create_dir_all(&outdir).unwrap();
     let out = Command::new(pg_regress())
         .arg("--use-existing")
-        .arg(format!("--bindir={PG_BIN}"))
+        .arg(format!("--bindir={}", snowflake_it::pg().bindir.display()))
         .arg("--host=127.0.0.1")
         .arg(format!("--port={}", node.port))
         .arg("--user=postgres")
