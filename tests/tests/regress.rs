@@ -17,16 +17,14 @@ use std::process::Command;
 const TESTS: &[&str] = &["setup", "decoders", "settings", "privileges", "convert"];
 
 fn pg_regress() -> PathBuf {
-    let out = Command::new("/usr/bin/pg_config")
-        .arg("--pkglibdir")
-        .output()
-        .unwrap();
-    let lib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let p = lib.join("pgxs/src/test/regress/pg_regress");
+    let p = snowflake_it::pg()
+        .pkglibdir
+        .join("pgxs/src/test/regress/pg_regress");
     assert!(
         p.is_file(),
-        "{} missing: install postgresql-server-dev-15",
-        p.display()
+        "{} missing: install the server development files of {}",
+        p.display(),
+        snowflake_it::pg().version
     );
     p
 }
@@ -47,7 +45,9 @@ fn sql_contracts_match_the_expected_files() {
     let mut listed: Vec<String> = TESTS.iter().map(|t| format!("{t}.sql")).collect();
     listed.sort();
     assert_eq!(files, listed, "tests/pg_regress/sql and TESTS disagree");
-    let outdir = project_root().join("target/pg_regress");
+    let outdir = project_root()
+        .join("target/pg_regress")
+        .join(format!("pg{}", snowflake_it::pg().major));
     let _ = fs::remove_dir_all(&outdir);
     fs::create_dir_all(&outdir).unwrap();
     let out = Command::new(pg_regress())
