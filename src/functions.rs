@@ -77,16 +77,15 @@ fn snowflake_from_timestamp(ts: TimestampWithTimeZone) -> i64 {
     layout::first_id_at(unix_ms).unwrap_or_else(|e| errors::bad_timestamp(e.to_string()))
 }
 
-// PostgreSQL 14 renamed the predefined roles' constants from DEFAULT_ROLE_* to ROLE_PG_*.
-#[cfg(feature = "pg13")]
-const READ_ALL_SETTINGS: u32 = pg_sys::DEFAULT_ROLE_READ_ALL_SETTINGS;
-#[cfg(not(feature = "pg13"))]
-const READ_ALL_SETTINGS: u32 = pg_sys::ROLE_PG_READ_ALL_SETTINGS;
-
 /// Whether the caller may learn paths of the data directory, as `data_directory` itself.
 fn may_read_settings() -> bool {
     // SAFETY: catalog lookups of the current user inside a transaction.
-    unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(READ_ALL_SETTINGS)) }
+    unsafe {
+        pg_sys::has_privs_of_role(
+            pg_sys::GetUserId(),
+            pg_sys::Oid::from(crate::compat::READ_ALL_SETTINGS),
+        )
+    }
 }
 
 /// The generator's state and counters since the server started (or crash-restarted).

@@ -44,23 +44,10 @@ pub fn define(preloading: bool) {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
-    reserve_prefix();
+    crate::compat::reserve_guc_prefix();
 }
 
 /// The configured node id, `None` if unset.
 pub fn node_id() -> Option<u16> {
     u16::try_from(NODE_ID.get()).ok()
-}
-
-// PostgreSQL 15 added MarkGUCPrefixReserved; 13 and 14 can only warn about placeholders.
-
-/// Makes `snowflake_id.<typo>` an error instead of a silently ignored placeholder.
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
-fn reserve_prefix() {
-    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"snowflake_id".as_ptr()) }
-}
-
-#[cfg(any(feature = "pg13", feature = "pg14"))]
-fn reserve_prefix() {
-    unsafe { pgrx::pg_sys::EmitWarningsOnPlaceholders(c"snowflake_id".as_ptr()) }
 }

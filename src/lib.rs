@@ -14,6 +14,7 @@
 use pgrx::prelude::*;
 
 mod cluster;
+mod compat;
 mod convert;
 mod errors;
 mod functions;

@@ -96,13 +96,7 @@ pub fn next_id() -> i64 {
 
 /// This process's slot in the issued counter: its backend number, unique among live processes.
 fn writer() -> Option<usize> {
-    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
-    // SAFETY: set once when the backend starts; 1-based, InvalidBackendId (-1) in aux processes.
-    let number = unsafe { pg_sys::MyBackendId } as i64 - 1;
-    #[cfg(any(feature = "pg17", feature = "pg18"))]
-    // SAFETY: set once when the backend starts; 0-based, INVALID_PROC_NUMBER (-1) if none.
-    let number = unsafe { pg_sys::MyProcNumber } as i64;
-    usize::try_from(number).ok()
+    crate::compat::process_number()
 }
 
 /// The generator's counters (an ERROR if the library is not preloaded).

@@ -12,31 +12,7 @@ use std::time::Duration;
 
 pub struct PgClock;
 
-// PostgreSQL 17 added named wait events for extensions; before, all show as "Extension".
-#[cfg(any(feature = "pg17", feature = "pg18"))]
-fn wait_event() -> u32 {
-    use std::sync::OnceLock;
-    static EVENT: OnceLock<u32> = OnceLock::new();
-    // SAFETY: called in a backend; registers (or finds) the name in shared memory.
-    *EVENT.get_or_init(|| unsafe { pg_sys::WaitEventExtensionNew(c"SnowflakeIdWait".as_ptr()) })
-}
-
-#[cfg(not(any(feature = "pg17", feature = "pg18")))]
-fn wait_event() -> u32 {
-    pg_sys::PG_WAIT_EXTENSION
-}
-
-/// `pgstat_report_wait_start()` / `_end()`, inline functions in C. PostgreSQL 13 kept the
-/// field in PGPROC behind a different interface: there short waits show no event.
-#[cfg(not(feature = "pg13"))]
-fn report_wait(event: u32) {
-    // SAFETY: my_wait_event_info points at this backend's PGPROC field (or a local variable
-    // before it has one); a plain store, as the C inline function does.
-    unsafe { std::ptr::write_volatile(pg_sys::my_wait_event_info, event) }
-}
-
-#[cfg(feature = "pg13")]
-fn report_wait(_event: u32) {}
+use crate::compat::{report_wait, wait_event};
 
 impl Clock for PgClock {
     #[inline(always)]

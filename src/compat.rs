@@ -1,0 +1,67 @@
+//! Everything that differs between PostgreSQL majors, in one place. The crate builds for one
+//! major at a time (features `pg13`..`pg18`, as pgrx names them); each `cfg` below says what
+//! changed in which release. Tested on 15 and 18; 13, 14, 16 and 17 are type-checked.
+
+use pgrx::pg_sys;
+
+/// OID of the predefined role `pg_read_all_settings`. PostgreSQL 14 renamed the constants of
+/// the predefined roles from `DEFAULT_ROLE_*` to `ROLE_PG_*`.
+#[cfg(feature = "pg13")]
+pub const READ_ALL_SETTINGS: u32 = pg_sys::DEFAULT_ROLE_READ_ALL_SETTINGS;
+#[cfg(not(feature = "pg13"))]
+pub const READ_ALL_SETTINGS: u32 = pg_sys::ROLE_PG_READ_ALL_SETTINGS;
+
+/// The wait event of the generator's waits. PostgreSQL 17 added named wait events for
+/// extensions (`WaitEventExtensionNew`): there it shows as `SnowflakeIdWait`; before, every
+/// extension's waits show as `Extension`.
+#[cfg(any(feature = "pg17", feature = "pg18"))]
+pub fn wait_event() -> u32 {
+    use std::sync::OnceLock;
+    static EVENT: OnceLock<u32> = OnceLock::new();
+    // SAFETY: called in a backend; registers (or finds) the name in shared memory.
+    *EVENT.get_or_init(|| unsafe { pg_sys::WaitEventExtensionNew(c"SnowflakeIdWait".as_ptr()) })
+}
+
+#[cfg(not(any(feature = "pg17", feature = "pg18")))]
+pub fn wait_event() -> u32 {
+    pg_sys::PG_WAIT_EXTENSION
+}
+
+/// `pgstat_report_wait_start()` / `_end()`, inline functions in C that store into
+/// `my_wait_event_info`. PostgreSQL 14 introduced that pointer; 13 kept the field in PGPROC
+/// behind another interface, so there short waits show no event.
+#[cfg(not(feature = "pg13"))]
+pub fn report_wait(event: u32) {
+    // SAFETY: my_wait_event_info points at this backend's PGPROC field (or a local variable
+    // before it has one); a plain store, as the C inline function does.
+    unsafe { std::ptr::write_volatile(pg_sys::my_wait_event_info, event) }
+}
+
+#[cfg(feature = "pg13")]
+pub fn report_wait(_event: u32) {}
+
+/// This process's number among the server's processes, 0-based, `None` in a process without
+/// one. PostgreSQL 17 replaced the 1-based `MyBackendId` by the 0-based `MyProcNumber`.
+pub fn process_number() -> Option<usize> {
+    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+    // SAFETY: set once when the backend starts; 1-based, InvalidBackendId (-1) in aux processes.
+    let number = unsafe { pg_sys::MyBackendId } as i64 - 1;
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    // SAFETY: set once when the backend starts; 0-based, INVALID_PROC_NUMBER (-1) if none.
+    let number = unsafe { pg_sys::MyProcNumber } as i64;
+    usize::try_from(number).ok()
+}
+
+/// Makes `snowflake_id.<typo>` an error instead of a silently ignored placeholder.
+/// PostgreSQL 15 added `MarkGUCPrefixReserved`; 13 and 14 can only warn about placeholders.
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+pub fn reserve_guc_prefix() {
+    // SAFETY: called while the library loads, with a static C string.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"snowflake_id".as_ptr()) }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+pub fn reserve_guc_prefix() {
+    // SAFETY: called while the library loads, with a static C string.
+    unsafe { pg_sys::EmitWarningsOnPlaceholders(c"snowflake_id".as_ptr()) }
+}
