@@ -65,3 +65,46 @@ pub fn reserve_guc_prefix() {
     // SAFETY: called while the library loads, with a static C string.
     unsafe { pg_sys::EmitWarningsOnPlaceholders(c"snowflake_id".as_ptr()) }
 }
+
+/// Custom WAL resource managers arrived in PostgreSQL 15: on 13 and 14 the ceiling is not
+/// WAL-logged (see `wal.rs`), and these are never called.
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+pub const HAS_CUSTOM_RMGR: bool = true;
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+pub const HAS_CUSTOM_RMGR: bool = false;
+
+/// `RegisterCustomRmgr`: PostgreSQL 16 made its `RmgrData` argument `const`.
+#[cfg(feature = "pg15")]
+pub unsafe fn register_custom_rmgr(id: u8, rmgr: &pg_sys::RmgrData) {
+    pg_sys::RegisterCustomRmgr(id, rmgr as *const _ as *mut _)
+}
+#[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+pub unsafe fn register_custom_rmgr(id: u8, rmgr: &pg_sys::RmgrData) {
+    pg_sys::RegisterCustomRmgr(id, rmgr)
+}
+
+/// `XLogRegisterData`: PostgreSQL 18 takes `const void *` and an unsigned length.
+#[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17"))]
+pub unsafe fn xlog_register_data(data: &[u8]) {
+    pg_sys::XLogRegisterData(data.as_ptr() as *mut _, data.len() as _)
+}
+#[cfg(feature = "pg18")]
+pub unsafe fn xlog_register_data(data: &[u8]) {
+    pg_sys::XLogRegisterData(data.as_ptr().cast(), data.len() as _)
+}
+
+/// The main data and the info byte of a record being replayed (`XLogRecGetData`,
+/// `XLogRecGetInfo`: macros over the decoded record since PostgreSQL 15).
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+pub unsafe fn record_data<'a>(record: *mut pg_sys::XLogReaderState) -> (u8, &'a [u8]) {
+    let decoded = &*(*record).record;
+    let data = if decoded.main_data.is_null() {
+        &[][..]
+    } else {
+        std::slice::from_raw_parts(
+            decoded.main_data as *const u8,
+            decoded.main_data_len as usize,
+        )
+    };
+    (decoded.header.xl_info, data)
+}

@@ -55,6 +55,23 @@ pub fn node_id_unset() -> ! {
     )
 }
 
+pub fn standby_same_node(node: u16) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        format!(
+            "snowflake_id: this standby has its primary's node id {node} and cannot issue IDs \
+             while in recovery"
+        ),
+        Some(
+            "Its IDs would repeat IDs the primary issues under the same node id. After \
+             promotion it issues IDs above every ID in the WAL it replayed."
+                .into(),
+        ),
+        "To issue IDs on this standby while it replays, give it its own node id \
+         (snowflake_id.node_id in its postgresql.conf, then restart it).",
+    )
+}
+
 pub fn generator(e: GenError) -> ! {
     match e {
         GenError::Store(e) => store(e),
@@ -177,6 +194,16 @@ pub fn report_event(event: Event) {
                  lasted {} s; a clock set right before then never shows in an ID.",
                 snowflake_core::generator::FORWARD_CONFIRM_US / 1_000_000
             ),
+            hint,
+        ),
+        Event::FloorFromWal { ms } => warn(
+            format!(
+                "snowflake_id: replayed WAL raised the floor to {ms} ms ahead of this server's clock"
+            ),
+            "The primary that wrote the WAL issued IDs that far ahead (its clock was ahead). \
+             IDs here go on above them and decode to up to that much ahead of the wall clock \
+             until it catches up."
+                .into(),
             hint,
         ),
         Event::StartedBehindCeiling { ms } => warn(

@@ -6,6 +6,8 @@
 //! * [`guc`]: `snowflake_id.node_id` and `snowflake_id.max_drift_ms`, and the prefix reservation;
 //! * [`shmem`]: the generator's state in shared memory and the one call that draws an ID;
 //! * [`wait`]: the generator's clock, whose waits are interruptible latch waits;
+//! * [`wal`]: the ceiling in the WAL (a custom resource manager), for standbys and restores;
+//! * [`compat`]: everything that differs between PostgreSQL majors;
 //! * [`cluster`], [`convert`]: the node registry and the column conversion (SQL run with a
 //!   pinned `search_path`);
 //! * [`functions`]: the SQL functions (`snowflake_nextval()`, decoders, `snowflake_stats()`);
@@ -21,6 +23,7 @@ mod functions;
 mod guc;
 mod shmem;
 mod wait;
+mod wal;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -3,12 +3,13 @@
 //! ceiling file again. The hot path is `Generator::next`: no lock, no I/O.
 
 use crate::wait::PgClock;
+use crate::wal::{self, WAL};
 use crate::{errors, guc};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic};
 use snowflake_core::generator::{Config, Generator, Stats, DEFAULT_CEILING_LEAD_MS};
 use snowflake_core::layout;
-use snowflake_core::store::{FileStore, Writer};
+use snowflake_core::store::{CeilingStore, FileStore, Saved, StoreError, Writer};
 use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,10 +27,12 @@ unsafe impl PGRXSharedMemory for SharedGenerator {}
 
 static GENERATOR: PgAtomic<SharedGenerator> = unsafe { PgAtomic::new(c"snowflake_id generator") };
 static PRELOADED: AtomicBool = AtomicBool::new(false);
-static STORE: OnceLock<FileStore> = OnceLock::new();
+static STORE: OnceLock<ServerStore> = OnceLock::new();
 
 pub fn init() {
     pg_shmem_init!(GENERATOR = SharedGenerator(Generator::new()));
+    pg_shmem_init!(WAL);
+    wal::register();
     PRELOADED.store(true, Ordering::Relaxed);
 }
 
@@ -51,20 +54,94 @@ pub fn state_path() -> PathBuf {
     PathBuf::from(dir.to_string_lossy().into_owned()).join(STATE_FILE)
 }
 
-/// The state file, recording this server (system identifier, node id) as its writer. The node
-/// id cannot change while the server runs (`PGC_POSTMASTER`).
-fn store(node: u16) -> &'static FileStore {
-    STORE.get_or_init(|| {
-        // SAFETY: reads pg_control's system identifier, set before any backend starts.
-        let system_identifier = unsafe { pg_sys::GetSystemIdentifier() };
-        FileStore::with_writer(
-            state_path(),
-            Writer {
-                system_identifier,
-                node_id: node,
-            },
-        )
+/// The ceiling's store: the state file, and the WAL (see `wal.rs`).
+///
+/// Outside recovery a save is first logged in the WAL (flushed, and confirmed by synchronous
+/// standbys), then written to the file, recording this server (system identifier, node id) as
+/// the writer. During recovery no WAL can be written: the file records the primary whose WAL is
+/// replayed (when known), since the floor it holds came from there.
+pub struct ServerStore {
+    file: FileStore,
+    me: Option<Writer>,
+}
+
+impl CeilingStore for ServerStore {
+    fn load(&self) -> Result<Option<Saved>, StoreError> {
+        self.file.load()
+    }
+
+    fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
+        if wal::in_recovery() {
+            self.file.save_as(ceiling_ms, wal::primary().or(self.me))
+        } else {
+            if let Some(me) = self.me {
+                wal::log_ceiling(wal::CeilingRecord {
+                    writer: me,
+                    ceiling_ms,
+                });
+            }
+            self.file.save_as(ceiling_ms, self.me)
+        }
+    }
+
+    fn writer(&self) -> Option<Writer> {
+        self.me
+    }
+}
+
+fn system_identifier() -> u64 {
+    // SAFETY: pg_control's system identifier, read before any backend or replay starts.
+    unsafe { pg_sys::GetSystemIdentifier() }
+}
+
+/// The store of this process: `node` is the node id, which cannot change while the server runs
+/// (`PGC_POSTMASTER`); `None` in the startup process of a server without one.
+fn store(node: Option<u16>) -> &'static ServerStore {
+    STORE.get_or_init(|| ServerStore {
+        file: FileStore::new(state_path()),
+        me: node.map(|node_id| Writer {
+            system_identifier: system_identifier(),
+            node_id,
+        }),
     })
+}
+
+fn config() -> Config {
+    Config {
+        max_drift_ms: guc::MAX_DRIFT_MS.get() as u64,
+        ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,
+    }
+}
+
+/// Replay of a ceiling record (in the startup process): the floor rises in shared memory and
+/// in the state file.
+pub fn raise_floor(ceiling_ms: u64) {
+    match generator().raise_floor(ceiling_ms, &PgClock, store(guc::node_id()), &config()) {
+        Ok(Some(event)) => errors::report_event(event),
+        Ok(None) => {}
+        Err(e) => errors::generator(e),
+    }
+}
+
+/// On a server in recovery: an ERROR if its node id is its primary's. The primary is known from
+/// a replayed record, or else from the state file copied from it (same system identifier).
+#[cold]
+fn check_standby(node: u16) {
+    if wal::primary().is_none() {
+        static FROM_FILE: OnceLock<Option<Writer>> = OnceLock::new();
+        let from_file = *FROM_FILE.get_or_init(|| {
+            let saved = store(Some(node)).load().ok().flatten()?;
+            saved
+                .writer
+                .filter(|w| w.system_identifier == system_identifier())
+        });
+        if let Some(w) = from_file {
+            wal::learn_primary(w);
+        }
+    }
+    if wal::primary().is_some_and(|p| p.node_id == node) {
+        errors::standby_same_node(node);
+    }
 }
 
 /// The configured node id, or an ERROR (not preloaded, or not set).
@@ -79,11 +156,10 @@ pub fn next_id() -> i64 {
     let generator = generator();
     // generator() checked the preload already: read the setting directly.
     let node = guc::node_id().unwrap_or_else(|| errors::node_id_unset());
-    let cfg = Config {
-        max_drift_ms: guc::MAX_DRIFT_MS.get() as u64,
-        ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,
-    };
-    match generator.next_as(writer(), &PgClock, store(node), &cfg) {
+    if wal::in_recovery() {
+        check_standby(node);
+    }
+    match generator.next_as(writer(), &PgClock, store(Some(node)), &config()) {
         Ok(issued) => {
             if let Some(event) = issued.event {
                 errors::report_event(event);

@@ -85,6 +85,9 @@ pub enum Event {
     ClockStepForward { ms: u64 },
     /// At start the wall clock was `ms` behind the saved ceiling (beyond its normal lead).
     StartedBehindCeiling { ms: u64 },
+    /// Replay of the WAL raised the floor `ms` beyond what this server's clock allows for a
+    /// running generator: IDs go on above it without waiting for the clock (as after a step).
+    FloorFromWal { ms: u64 },
     /// At start the saved ceiling was written by another server or under another node id
     /// (`found`, `None` for an old file without it; `me` is this server): a copy made by
     /// `pg_basebackup` or `pg_rewind`. IDs start above both that ceiling and anything this
@@ -755,6 +758,62 @@ impl Generator {
         self.started_unix_ms.store(now_us.div_euclid(1000), Relaxed);
         self.ceiling.store(target, Release);
         Ok(())
+    }
+
+    /// Raises the floor to `floor_ms`, a ceiling read from the WAL (crash recovery, a standby,
+    /// a restore): every ID issued after this is above every ID issued under that ceiling.
+    ///
+    /// Not started yet: the store is raised to the floor (if below), and the start will begin
+    /// above it. Running (a standby issuing IDs under its own node id): the next ID is above the
+    /// floor and the ceiling is saved above it before that ID is issued. A floor further ahead
+    /// of the clock than a running generator gets is taken as real time, as after a backward
+    /// step, so IDs do not wait for the clock to catch up (reported by the returned event).
+    pub fn raise_floor(
+        &self,
+        floor_ms: u64,
+        clock: &impl Clock,
+        store: &impl CeilingStore,
+        cfg: &Config,
+    ) -> Result<Option<Event>, GenError> {
+        let floor_ms = floor_ms.min(MAX_MS);
+        let _guard = loop {
+            if let Some(g) = self.try_lock() {
+                break g;
+            }
+            clock.pause(LOCK_PAUSE);
+        };
+        let ceiling = self.ceiling.load(Acquire);
+        if ceiling == 0 {
+            let saved = store.load()?.map_or(0, |s| s.ceiling_ms);
+            if floor_ms > saved {
+                store.save(floor_ms)?;
+                self.ceiling_writes.fetch_add(1, Relaxed);
+            }
+            return Ok(None);
+        }
+        let floor_tick = floor_ms << SEQUENCE_BITS;
+        if self.last.fetch_max(floor_tick, Relaxed) >= floor_tick {
+            return Ok(None); // IDs are past it already
+        }
+        let mut event = None;
+        let now_us = clock.wall_us();
+        let mono = clock.mono_us();
+        let now = rel_ms(now_us);
+        if floor_ms > now + cfg.max_drift_ms + cfg.ceiling_lead_ms + STEP_THRESHOLD_MS {
+            self.step_lag.fetch_max(floor_ms - now, Relaxed);
+            self.offset_us
+                .store(unix_us(floor_ms) - mono as i64, Relaxed);
+            self.offset_at_us.store(mono, Relaxed);
+            self.clock_steps.fetch_add(1, Relaxed);
+            event = Some(Event::FloorFromWal { ms: floor_ms - now });
+        }
+        if floor_ms + cfg.ceiling_lead_ms / 2 >= ceiling {
+            let target = (floor_ms + cfg.ceiling_lead_ms.max(1)).min(MAX_MS);
+            store.save(target)?;
+            self.ceiling_writes.fetch_add(1, Relaxed);
+            self.ceiling.store(target, Release);
+        }
+        Ok(event)
     }
 
     /// The counters, read without stopping the generator.

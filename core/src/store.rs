@@ -212,6 +212,18 @@ impl CeilingStore for FileStore {
     }
 
     fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
+        self.save_as(ceiling_ms, self.writer)
+    }
+
+    fn writer(&self) -> Option<Writer> {
+        self.writer
+    }
+}
+
+impl FileStore {
+    /// Saves a ceiling recorded as written by `writer` (a standby records its primary: the
+    /// floor it holds came from the primary's WAL).
+    pub fn save_as(&self, ceiling_ms: u64, writer: Option<Writer>) -> Result<(), StoreError> {
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -222,7 +234,7 @@ impl CeilingStore for FileStore {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(self.io("create temporary"))?;
-            f.write_all(render(ceiling_ms, self.writer).as_bytes())
+            f.write_all(render(ceiling_ms, writer).as_bytes())
                 .map_err(self.io("write"))?;
             f.sync_all().map_err(self.io("fsync"))?;
         }
@@ -235,10 +247,6 @@ impl CeilingStore for FileStore {
             .and_then(|d| d.sync_all())
             .map_err(self.io("fsync the directory of"))?;
         Ok(())
-    }
-
-    fn writer(&self) -> Option<Writer> {
-        self.writer
     }
 }
 

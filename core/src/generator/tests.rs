@@ -1051,3 +1051,105 @@ proptest! {
             "paused {} ms for {} IDs and {} restarts", paused_ms, issued, restarts);
     }
 }
+
+/// A primary's generator, and a standby's: the standby replays the primary's ceilings.
+fn primary_and_standby_an_hour_apart() -> (Generator, FakeClock, MemStore, u64, Config) {
+    let (primary, fast, primary_store, cfg) = fresh();
+    // The primary's clock runs an hour fast.
+    fast.step_wall_ms(3_600_000);
+    let mut prev = 0;
+    for _ in 0..20_000 {
+        issue(&primary, &fast, &primary_store, &cfg, &mut prev);
+        fast.advance_us(5);
+    }
+    let wal_ceiling = primary_store.ceiling().unwrap();
+    assert!(prev >> SEQUENCE_BITS < wal_ceiling);
+    (primary, fast, primary_store, prev, cfg)
+}
+
+#[test]
+fn a_floor_replayed_before_the_first_id_is_saved_and_ids_start_above_it() {
+    let (_primary, _fast, primary_store, primary_last, cfg) = primary_and_standby_an_hour_apart();
+    let wal_ceiling = primary_store.ceiling().unwrap();
+    // The standby, on the right clock, replays the ceiling before it issues anything.
+    let (standby, c, s, _) = fresh();
+    assert_eq!(
+        standby.raise_floor(wal_ceiling, &c, &s, &cfg).unwrap(),
+        None
+    );
+    assert_eq!(
+        s.ceiling(),
+        Some(wal_ceiling),
+        "the floor is saved for restarts"
+    );
+    // A lower ceiling replayed later (an older record) changes nothing.
+    standby
+        .raise_floor(wal_ceiling - 500, &c, &s, &cfg)
+        .unwrap();
+    assert_eq!(s.ceiling(), Some(wal_ceiling));
+    let first = standby.next(&c, &s, &cfg).unwrap();
+    assert!(first.tick > primary_last);
+    assert!(first.tick >> SEQUENCE_BITS >= wal_ceiling);
+    // An hour ahead of its clock: a step at start, so no ID waits for the clock.
+    assert!(matches!(
+        first.event,
+        Some(Event::StartedBehindCeiling { .. })
+    ));
+    let mut prev = first.tick;
+    for _ in 0..50_000 {
+        issue(&standby, &c, &s, &cfg, &mut prev);
+        c.advance_us(5);
+    }
+    assert_eq!(c.paused_us.get(), 0);
+}
+
+#[test]
+fn a_floor_replayed_while_running_lifts_the_next_id_above_it_without_waiting() {
+    let (_primary, _fast, primary_store, primary_last, cfg) = primary_and_standby_an_hour_apart();
+    let wal_ceiling = primary_store.ceiling().unwrap();
+    // The standby issues IDs under its own node id while it replays.
+    let (standby, c, s, _) = fresh();
+    let mut prev = 0;
+    for _ in 0..1_000 {
+        issue(&standby, &c, &s, &cfg, &mut prev);
+    }
+    let ev = standby.raise_floor(wal_ceiling, &c, &s, &cfg).unwrap();
+    assert!(
+        matches!(ev, Some(Event::FloorFromWal { ms }) if ms >= 3_500_000),
+        "{ev:?}"
+    );
+    assert!(
+        s.ceiling().unwrap() > wal_ceiling,
+        "the ceiling is saved above the floor before an ID reaches it"
+    );
+    let next = issue(&standby, &c, &s, &cfg, &mut prev);
+    assert!(next.tick > primary_last && next.tick >> SEQUENCE_BITS >= wal_ceiling);
+    for _ in 0..50_000 {
+        issue(&standby, &c, &s, &cfg, &mut prev);
+        c.advance_us(5);
+    }
+    assert_eq!(c.paused_us.get(), 0, "no ID waited for the clock");
+    // A floor below what it issued is nothing new.
+    let saves = s.saved.lock().unwrap().len();
+    assert_eq!(
+        standby.raise_floor(wal_ceiling, &c, &s, &cfg).unwrap(),
+        None
+    );
+    assert_eq!(s.saved.lock().unwrap().len(), saves);
+}
+
+#[test]
+fn a_floor_near_the_clock_is_no_step_and_ids_wait_at_the_drift_bound() {
+    let (g, c, s, cfg) = fresh();
+    let mut prev = 0;
+    issue(&g, &c, &s, &cfg, &mut prev);
+    let floor = c.wall_ms() + cfg.max_drift_ms + 500;
+    assert_eq!(g.raise_floor(floor, &c, &s, &cfg).unwrap(), None);
+    let next = issue(&g, &c, &s, &cfg, &mut prev);
+    assert!(next.tick >> SEQUENCE_BITS >= floor);
+    assert!(
+        c.paused_us.get() > 0,
+        "above the drift bound, IDs wait as in a burst"
+    );
+    assert_eq!(g.stats().clock_steps, 0);
+}

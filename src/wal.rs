@@ -1,0 +1,262 @@
+//! The ceiling in the WAL, so that crash recovery, streaming standbys, point-in-time recovery
+//! and `pg_rewind` carry the floor: every extension of the ceiling (about twice a second under
+//! load, never per ID) is a WAL record of this extension's resource manager, flushed, and
+//! confirmed by the synchronous standbys as a commit would be, before any ID beyond the old
+//! ceiling is issued. Replaying a record raises the replaying server's floor in shared memory
+//! and in its state file (see `Generator::raise_floor`).
+//!
+//! The record also names its writer (system identifier and node id): a hot standby whose node
+//! id is its primary's refuses to issue IDs until it is promoted.
+//!
+//! Resource manager id [`RMGR_ID`] = 211: ids 128-255 are for extensions, 128 is for
+//! development, and the PostgreSQL wiki's list (CustomWALResourceManagers) names the ones taken;
+//! 211 was not among them. WAL holding these records can only be replayed by a server that
+//! preloads snowflake_id (PostgreSQL stops recovery with "resource manager with ID 211 not
+//! registered"): see docs/operations.md for taking the library out.
+
+use crate::compat;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{PGRXSharedMemory, PgAtomic};
+use snowflake_core::layout;
+use snowflake_core::store::Writer;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// This extension's WAL resource manager id (see the module documentation).
+pub const RMGR_ID: u8 = 211;
+/// The one record type: a new ceiling. (The low four bits of the info byte are PostgreSQL's.)
+const XLOG_CEILING: u8 = 0x10;
+/// First byte of the record: its format.
+const FORMAT: u8 = 1;
+const RECORD_LEN: usize = 1 + 2 + 8 + 8;
+
+/// A ceiling record: `ceiling_ms` (since the Snowflake epoch) is above every ID `writer` issues
+/// before it logs the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CeilingRecord {
+    pub writer: Writer,
+    pub ceiling_ms: u64,
+}
+
+impl CeilingRecord {
+    fn encode(&self) -> [u8; RECORD_LEN] {
+        let mut b = [0u8; RECORD_LEN];
+        b[0] = FORMAT;
+        b[1..3].copy_from_slice(&self.writer.node_id.to_le_bytes());
+        b[3..11].copy_from_slice(&self.writer.system_identifier.to_le_bytes());
+        b[11..19].copy_from_slice(&self.ceiling_ms.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<CeilingRecord, String> {
+        if b.len() != RECORD_LEN || b[0] != FORMAT {
+            return Err(format!(
+                "record of {} bytes, format {:?}; expected {RECORD_LEN} bytes, format {FORMAT}",
+                b.len(),
+                b.first()
+            ));
+        }
+        let node_id = u16::from_le_bytes([b[1], b[2]]);
+        let ceiling_ms = u64::from_le_bytes(b[11..19].try_into().unwrap());
+        if node_id > layout::MAX_NODE || ceiling_ms > layout::MAX_MS {
+            return Err(format!(
+                "node id {node_id} or ceiling {ceiling_ms} out of range"
+            ));
+        }
+        Ok(CeilingRecord {
+            writer: Writer {
+                system_identifier: u64::from_le_bytes(b[3..11].try_into().unwrap()),
+                node_id,
+            },
+            ceiling_ms,
+        })
+    }
+}
+
+/// What the WAL told this server, in shared memory.
+#[repr(C)]
+pub struct WalState {
+    /// Highest ceiling replayed since the server started (ms since the epoch; 0 = none).
+    replayed_ms: AtomicU64,
+    /// Records replayed since the server started.
+    replayed: AtomicU64,
+    /// The writer of the WAL being replayed: the primary. `primary_node` is node id + 1
+    /// (0 = unknown).
+    primary_node: AtomicU32,
+    primary_sysid: AtomicU64,
+    /// Highest ceiling this server logged, and how many records it wrote.
+    logged_ms: AtomicU64,
+    logged: AtomicU64,
+}
+
+// SAFETY: `repr(C)`, atomics only, no pointers.
+unsafe impl PGRXSharedMemory for WalState {}
+
+impl Default for WalState {
+    fn default() -> Self {
+        WalState {
+            replayed_ms: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            primary_node: AtomicU32::new(0),
+            primary_sysid: AtomicU64::new(0),
+            logged_ms: AtomicU64::new(0),
+            logged: AtomicU64::new(0),
+        }
+    }
+}
+
+pub static WAL: PgAtomic<WalState> = unsafe { PgAtomic::new(c"snowflake_id wal") };
+
+/// Registers the resource manager (only while preloading, before recovery can start).
+pub fn register() {
+    if !compat::HAS_CUSTOM_RMGR {
+        return;
+    }
+    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    {
+        let rmgr = pg_sys::RmgrData {
+            rm_name: c"snowflake_id".as_ptr(),
+            rm_redo: Some(redo),
+            rm_desc: Some(desc),
+            rm_identify: Some(identify),
+            rm_startup: None,
+            rm_cleanup: None,
+            rm_mask: None,
+            rm_decode: None,
+        };
+        // SAFETY: called from _PG_init while preloading; PostgreSQL copies the struct, and the
+        // name is a static string.
+        unsafe { compat::register_custom_rmgr(RMGR_ID, &rmgr) };
+    }
+}
+
+/// Writes a ceiling record and waits until it is flushed here and, when
+/// `synchronous_standby_names` is set, on the synchronous standbys (as a commit waits). Not
+/// during recovery, where no WAL can be written (a standby's own IDs are kept by its file).
+pub fn log_ceiling(record: CeilingRecord) {
+    if !compat::HAS_CUSTOM_RMGR {
+        return;
+    }
+    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    unsafe {
+        let bytes = record.encode();
+        // SAFETY: a backend outside recovery; the data outlives the insertion.
+        pg_sys::XLogBeginInsert();
+        compat::xlog_register_data(&bytes);
+        let lsn = pg_sys::XLogInsert(RMGR_ID, XLOG_CEILING);
+        pg_sys::XLogFlush(lsn);
+        pg_sys::SyncRepWaitForLSN(lsn, false);
+    }
+    let w = WAL.get();
+    w.logged_ms.fetch_max(record.ceiling_ms, Relaxed);
+    w.logged.fetch_add(1, Relaxed);
+}
+
+/// Whether this server is replaying WAL (a standby, or a server in crash or archive recovery).
+#[inline]
+pub fn in_recovery() -> bool {
+    // SAFETY: reads shared state; cheap once recovery has ended (a process-local flag).
+    unsafe { pg_sys::RecoveryInProgress() }
+}
+
+/// The primary whose WAL this server replays, if known: from a record replayed since start.
+pub fn primary() -> Option<Writer> {
+    let w = WAL.get();
+    let node = w.primary_node.load(Relaxed);
+    (node != 0).then(|| Writer {
+        system_identifier: w.primary_sysid.load(Relaxed),
+        node_id: (node - 1) as u16,
+    })
+}
+
+/// Records the primary learnt from the copied state file, unless a replayed record told it.
+pub fn learn_primary(writer: Writer) {
+    let w = WAL.get();
+    w.primary_sysid.store(writer.system_identifier, Relaxed);
+    let _ = w
+        .primary_node
+        .compare_exchange(0, writer.node_id as u32 + 1, Relaxed, Relaxed);
+}
+
+/// (highest ceiling replayed, records replayed, highest ceiling logged, records logged).
+pub fn counters() -> (u64, u64, u64, u64) {
+    let w = WAL.get();
+    (
+        w.replayed_ms.load(Relaxed),
+        w.replayed.load(Relaxed),
+        w.logged_ms.load(Relaxed),
+        w.logged.load(Relaxed),
+    )
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+fn read(record: *mut pg_sys::XLogReaderState) -> CeilingRecord {
+    // SAFETY: PostgreSQL passes the record being replayed or described.
+    let (info, data) = unsafe { compat::record_data(record) };
+    let kind = info & !(pg_sys::XLR_INFO_MASK as u8);
+    if kind != XLOG_CEILING {
+        error!("snowflake_id: unknown WAL record type {kind:#04x}");
+    }
+    CeilingRecord::decode(data).unwrap_or_else(|e| error!("snowflake_id: invalid WAL record: {e}"))
+}
+
+/// Replay: remember the primary and raise this server's floor.
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+#[pg_guard]
+unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
+    let rec = read(record);
+    let w = WAL.get();
+    w.primary_sysid.store(rec.writer.system_identifier, Relaxed);
+    w.primary_node.store(rec.writer.node_id as u32 + 1, Relaxed);
+    w.replayed_ms.fetch_max(rec.ceiling_ms, Relaxed);
+    w.replayed.fetch_add(1, Relaxed);
+    crate::shmem::raise_floor(rec.ceiling_ms);
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+#[pg_guard]
+unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::XLogReaderState) {
+    let rec = read(record);
+    let text = format!(
+        "ceiling {} Unix ms, node {}, system identifier {}",
+        layout::unix_ms(rec.ceiling_ms),
+        rec.writer.node_id,
+        rec.writer.system_identifier
+    );
+    let c = std::ffi::CString::new(text).unwrap();
+    pg_sys::appendStringInfoString(buf, c.as_ptr());
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+#[pg_guard]
+unsafe extern "C-unwind" fn identify(info: u8) -> *const std::ffi::c_char {
+    if info & !(pg_sys::XLR_INFO_MASK as u8) == XLOG_CEILING {
+        c"CEILING".as_ptr()
+    } else {
+        std::ptr::null()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_bad_ones_are_refused() {
+        let r = CeilingRecord {
+            writer: Writer {
+                system_identifier: 7_441_234_567_890_123_456,
+                node_id: 1023,
+            },
+            ceiling_ms: layout::MAX_MS,
+        };
+        assert_eq!(CeilingRecord::decode(&r.encode()), Ok(r));
+        let mut bad = r.encode();
+        bad[0] = 2;
+        assert!(CeilingRecord::decode(&bad).is_err());
+        assert!(CeilingRecord::decode(&r.encode()[..18]).is_err());
+        let mut node = r.encode();
+        node[1..3].copy_from_slice(&1024u16.to_le_bytes());
+        assert!(CeilingRecord::decode(&node).is_err());
+    }
+}
