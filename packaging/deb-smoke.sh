@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs a snowflake_id .deb with `dpkg -i` into a throw-away view of this machine, starts a
-# fresh PostgreSQL 15 cluster on it and calls the functions. Used by tests/tests/packaging.rs.
+# fresh PostgreSQL 15 server on it through the cluster tool (`snowcluster`) and calls the
+# functions. Used by tests/tests/packaging.rs.
 #
-#   unshare --mount --propagation private bash packaging/deb-smoke.sh <deb> <workdir> <port>
+#   cargo build --release -p snowflake_cluster     # before: Rust is hidden below
+#   unshare --mount --propagation private bash packaging/deb-smoke.sh <deb> <workdir> <port> \
+#     [<snowcluster>]                               # default: target/release/snowcluster
 #
 # Inside the private mount namespace, overlays (upper layers under <workdir>) cover the
 # PostgreSQL library and extension directories, /usr/share/doc and the dpkg database, so the
@@ -14,12 +17,17 @@ set -euo pipefail
 DEB=$(realpath "$1")
 WORK=$(realpath -m "$2")
 PORT=$3
+SNOWCLUSTER=$(realpath "${4:-$(dirname "$0")/../target/release/snowcluster}")
+[ -x "$SNOWCLUSTER" ] || { echo "no $SNOWCLUSTER: cargo build --release -p snowflake_cluster first" >&2; exit 2; }
 [ "$(findmnt -n -o PROPAGATION /)" != shared ] || { echo "run me under unshare --mount --propagation private" >&2; exit 2; }
 
+# The .deb is for Debian's PostgreSQL 15; the cluster tool reads the install from its pg_config.
 PG_CONFIG=/usr/bin/pg_config
-BIN=$($PG_CONFIG --bindir)
-LIBDIR=$($PG_CONFIG --pkglibdir)
-EXTDIR=$($PG_CONFIG --sharedir)/extension
+eval "$("$SNOWCLUSTER" --pg-config "$PG_CONFIG" info)"
+[ "$PG_MAJOR" = 15 ] || { echo "$PG_CONFIG is PostgreSQL $PG_MAJOR, the .deb is for 15" >&2; exit 2; }
+BIN=$PG_BIN
+LIBDIR=$PG_PKGLIBDIR
+EXTDIR=$PG_SHAREDIR/extension
 
 rm -rf "$WORK"
 mkdir -p "$WORK/ovl"
@@ -55,20 +63,12 @@ echo "owner_of_so=$(dpkg -S "$LIBDIR/snowflake_id.so" | cut -d: -f1)"
 echo "so_needs=$(objdump -p "$LIBDIR/snowflake_id.so" | awk '/NEEDED/ {print $2}' | sort | tr '\n' ' ')"
 echo "extension_files=$(cd "$EXTDIR" && ls snowflake_id* | tr '\n' ' ')"
 
-DATA=$WORK/data
-mkdir -p "$DATA"
-chown -R postgres:postgres "$WORK"
-as_pg() { runuser -u postgres -- "$@"; }
-as_pg "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >"$WORK/initdb.log"
-cat >>"$DATA/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'snowflake_id'
-snowflake_id.node_id = 77
-EOF
-trap 'as_pg "$BIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null 2>&1 || true' EXIT
-as_pg "$BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w -t 60 start >/dev/null
+# One node, no replication engine: $WORK/deb-node1 (data/, server.log, the socket).
+node=(--pg-config "$PG_CONFIG" --dir "$WORK" --name deb --nodes 1 --port "$PORT")
+DATA=$WORK/deb-node1/data
+trap '"$SNOWCLUSTER" down "${node[@]}" --immediate >/dev/null 2>&1 || true' EXIT
+"$SNOWCLUSTER" up "${node[@]}" --engine none --node-ids 77 >"$WORK/snowcluster.log" 2>&1 \
+  || { cat "$WORK/snowcluster.log" >&2; exit 1; }
 q() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "$1"; }
 q "CREATE EXTENSION snowflake_id"
 echo "extversion=$(q "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'")"
@@ -81,6 +81,6 @@ echo "age_ms=$(q "SELECT round(extract(epoch FROM clock_timestamp() - snowflake_
 echo "parse_node=$(q "SELECT node FROM snowflake_parse(snowflake_nextval())")"
 echo "stats_issued=$(q "SELECT issued FROM snowflake_stats()")"
 echo "stats_state_file=$(q "SELECT state_file FROM snowflake_stats()")"
-as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+"$SNOWCLUSTER" down "${node[@]}" >>"$WORK/snowcluster.log" 2>&1
 echo "state_file_exists=$([ -f "$DATA/snowflake_id.state" ] && echo yes || echo no)"
 echo "done=yes"

