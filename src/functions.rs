@@ -88,7 +88,9 @@ fn may_read_settings() -> bool {
     }
 }
 
-/// The generator's state and counters since the server started (or crash-restarted).
+/// The generator's state and counters since the server started (or crash-restarted), and the
+/// ceilings in the WAL: the highest replayed (the floor received from a primary, a restore or
+/// crash recovery) and the highest this server logged.
 /// EXECUTE is granted to `pg_monitor` only; `state_file` is NULL for a caller that may not read
 /// `data_directory`.
 #[pg_extern(volatile, parallel_safe)]
@@ -111,8 +113,13 @@ fn snowflake_stats() -> TableIterator<
         name!(ceiling_waits, i64),
         name!(started_at, Option<TimestampWithTimeZone>),
         name!(state_file, Option<String>),
+        name!(wal_floor, Option<TimestampWithTimeZone>),
+        name!(wal_records_replayed, i64),
+        name!(wal_ceiling, Option<TimestampWithTimeZone>),
+        name!(wal_records_written, i64),
     ),
 > {
+    let (replayed_ms, replayed, logged_ms, logged) = crate::wal::counters();
     let s = shmem::stats();
     let node = guc::node_id().map(i32::from);
     let last_ms = s.last_tick >> layout::SEQUENCE_BITS;
@@ -144,6 +151,10 @@ fn snowflake_stats() -> TableIterator<
         started
             .then(|| timestamptz_of_ms((s.started_unix_ms - layout::EPOCH_UNIX_MS).max(0) as u64)),
         may_read_settings().then(|| shmem::state_path().display().to_string()),
+        (replayed > 0).then(|| timestamptz_of_ms(replayed_ms)),
+        replayed as i64,
+        (logged > 0).then(|| timestamptz_of_ms(logged_ms)),
+        logged as i64,
     ))
 }
 

@@ -82,6 +82,78 @@ impl Node {
         node
     }
 
+    /// A streaming standby of `primary` under `root/name`: `pg_basebackup -R` (which writes
+    /// `primary_conninfo` and `standby.signal`), then `postgresql.conf` gets this node's port
+    /// and socket and the `settings` lines (the rest is the primary's copied configuration).
+    /// Not started.
+    pub fn standby_of(
+        primary: &Node,
+        root: &Path,
+        name: &str,
+        port: u16,
+        settings: &[&str],
+    ) -> Node {
+        let node = Node::base_backup(primary, root, name, port, true);
+        node.configure_copy(settings);
+        node
+    }
+
+    /// A copy of `primary` made by `pg_basebackup` (with `-R` when `standby`), under
+    /// `root/name`, not configured and not started: for restores.
+    pub fn base_backup(primary: &Node, root: &Path, name: &str, port: u16, standby: bool) -> Node {
+        let pg = &primary.pg;
+        let dir = root.join(name);
+        if dir.exists() {
+            if dir.join("data").join("postmaster.pid").exists() {
+                let _ = as_postgres(pg.bin("pg_ctl"))
+                    .arg("-D")
+                    .arg(dir.join("data"))
+                    .args(["-m", "immediate", "-w", "stop"])
+                    .output();
+            }
+            fs::remove_dir_all(&dir).unwrap();
+        }
+        fs::create_dir_all(&dir).unwrap();
+        ensure_traversable(&dir);
+        chown_postgres(&dir);
+        let node = Node::at(pg, &dir, name, port);
+        let mut cmd = as_postgres(pg.bin("pg_basebackup"));
+        cmd.arg("-D")
+            .arg(node.data())
+            .args(["-X", "stream", "-c", "fast", "--no-sync", "-d"])
+            .arg(primary.conninfo());
+        if standby {
+            cmd.arg("-R");
+        }
+        check("pg_basebackup", cmd.output().unwrap());
+        node
+    }
+
+    /// Points a copied data directory at this node's port and socket, and appends `settings`.
+    pub fn configure_copy(&self, settings: &[&str]) {
+        let mut conf = format!(
+            "\n# snowflake_cluster: this copy\nport = {}\nunix_socket_directories = '{}'\n",
+            self.port,
+            self.dir.display()
+        );
+        for s in settings {
+            conf.push_str(s);
+            conf.push('\n');
+        }
+        self.append_conf(&conf);
+    }
+
+    /// `pg_ctl promote` (waits until the server accepts writes).
+    pub fn promote(&self) {
+        check(
+            "pg_ctl promote",
+            self.pg_ctl()
+                .args(["-w", "-t", "120", "promote"])
+                .output()
+                .unwrap(),
+        );
+    }
+
     /// A node whose directory exists already (made by [`Node::init`], `pg_basebackup`, or an
     /// earlier run of the command line): nothing is created.
     pub fn at(pg: &Pg, dir: &Path, name: &str, port: u16) -> Node {

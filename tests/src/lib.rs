@@ -59,6 +59,29 @@ impl Cluster {
     pub fn init(name: &str, port: u16, settings: &[&str]) -> Cluster {
         Cluster(Node::init(pg(), &clusters_root(), name, port, settings))
     }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R`), with `settings` appended; not
+    /// started.
+    pub fn standby_of(primary: &Cluster, name: &str, port: u16, settings: &[&str]) -> Cluster {
+        Cluster(Node::standby_of(
+            primary,
+            &clusters_root(),
+            name,
+            port,
+            settings,
+        ))
+    }
+
+    /// A base backup of `primary` (no recovery settings), not configured and not started.
+    pub fn base_backup(primary: &Cluster, name: &str, port: u16) -> Cluster {
+        Cluster(Node::base_backup(
+            primary,
+            &clusters_root(),
+            name,
+            port,
+            false,
+        ))
+    }
 }
 
 impl Deref for Cluster {

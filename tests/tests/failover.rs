@@ -1,0 +1,323 @@
+//! Failover, standbys and restores on real servers: the ceiling travels in the WAL (issue 12).
+//! Streaming standbys made with `pg_basebackup -R`, a primary whose clock runs an hour fast
+//! (the clock shim), `kill -9` and `pg_ctl promote`; crash recovery with the state file
+//! deleted; point-in-time recovery with the restored server's clock behind. Ports 26101-26119,
+//! clusters `fo-*`.
+
+use postgres::error::SqlState;
+use postgres::Client;
+use snowflake_core::layout;
+use snowflake_it::clock::{self, ServerClock, Shim};
+use snowflake_it::{count_duplicates, wait_for, Cluster};
+use std::fs;
+use std::time::Duration;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A clock shim whose offset file lives beside the cluster `name`.
+fn shim(name: &str) -> Shim {
+    let dir = snowflake_it::clusters_root().join(format!("{name}-files"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    snowflake_it::ensure_traversable(&dir.join("x"));
+    Shim::new(&dir)
+}
+
+/// A primary on the clock shim, the extension created and an audit table keyed by
+/// `DEFAULT snowflake_nextval()`.
+fn primary(name: &str, port: u16, node_id: u16, settings: &[&str], shim: &Shim) -> Cluster {
+    let mut lines = vec![format!("snowflake_id.node_id = {node_id}")];
+    lines.extend(settings.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut node = Cluster::init(name, port, &refs);
+    node.env = shim.env();
+    node.start();
+    node.psql(
+        "CREATE EXTENSION snowflake_id;
+         CREATE TABLE audit (id bigint PRIMARY KEY DEFAULT snowflake_nextval(), v int NOT NULL)",
+    );
+    node
+}
+
+/// Writes `batches` INSERTs of `rows` rows through the column default.
+fn write(c: &mut Client, batches: usize, rows: i32) {
+    for _ in 0..batches {
+        c.execute(
+            "INSERT INTO audit (v) SELECT g FROM generate_series(1, $1) g",
+            &[&rows],
+        )
+        .unwrap();
+    }
+}
+
+fn ids(c: &mut Client) -> Vec<i64> {
+    c.query("SELECT id FROM audit ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Waits until `standby` has replayed everything `primary` wrote so far.
+fn wait_replayed(primary: &mut Client, standby: &mut Client) {
+    let lsn: String = primary
+        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    wait_for("the standby to replay", Duration::from_secs(60), || {
+        standby
+            .query_one(
+                "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                &[&lsn],
+            )
+            .unwrap()
+            .get::<_, bool>(0)
+            .then_some(())
+    });
+}
+
+fn in_recovery(c: &mut Client) -> bool {
+    c.query_one("SELECT pg_is_in_recovery()", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// The scenario of the issue: a primary an hour fast writes through the column default, its
+/// standby (own node id, or the primary's) replays, the primary is killed and the standby
+/// promoted; every new ID must be above every replicated one.
+fn promote_after_kill(name: &str, port: u16, standby_node: u16) {
+    let clock = shim(name);
+    let p = primary(name, port, 1, &[], &clock);
+    let mut pc = p.connect();
+    clock.set_offset_ms(HOUR_MS);
+    clock::wait_until_server_offset(&mut pc, HOUR_MS);
+    write(&mut pc, 5, 2_000);
+    let standby = Cluster::standby_of(
+        &p,
+        &format!("{name}-standby"),
+        port + 1,
+        &[&format!("snowflake_id.node_id = {standby_node}")],
+    );
+    // The standby's clock is right: the primary's IDs are an hour ahead of it.
+    standby.start();
+    let mut sc = standby.connect();
+    assert!(in_recovery(&mut sc));
+    // Writes after the copy arrive through the WAL only, bursts included (ceilings extended).
+    write(&mut pc, 20, 20_000);
+    wait_replayed(&mut pc, &mut sc);
+    let replicated = ids(&mut sc);
+    assert_eq!(replicated.len(), 410_000);
+    let max_replicated = *replicated.last().unwrap();
+    let records: i64 = sc
+        .query_one("SELECT wal_records_replayed FROM snowflake_stats()", &[])
+        .unwrap()
+        .get(0);
+    assert!(records > 0, "the standby replayed no ceiling record");
+
+    // Hot standby: its own node id issues IDs; its primary's is refused.
+    let hot = sc.query_one("SELECT snowflake_nextval()", &[]);
+    if standby_node == 1 {
+        let e = hot.expect_err("a standby with its primary's node id issued an ID");
+        let e = e.as_db_error().expect("a server error");
+        assert_eq!(
+            e.code(),
+            &SqlState::READ_ONLY_SQL_TRANSACTION,
+            "{}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("primary's node id 1"),
+            "{}",
+            e.message()
+        );
+        assert!(e.hint().unwrap_or("").contains("own node id"), "{e:?}");
+    } else {
+        let id: i64 = hot
+            .expect("a standby with its own node id issues IDs")
+            .get(0);
+        assert_eq!(layout::decode(id).unwrap().node, standby_node);
+        assert!(
+            id > max_replicated,
+            "its IDs are above the replayed floor too"
+        );
+    }
+
+    p.kill9_postmaster();
+    standby.promote();
+    let mut sc = standby.connect();
+    assert!(!in_recovery(&mut sc));
+    // The refusal ends with promotion; inserts succeed.
+    write(&mut sc, 5, 10_000);
+    let all = ids(&mut sc);
+    assert_eq!(count_duplicates(&all), 0);
+    let new: Vec<i64> = all
+        .iter()
+        .copied()
+        .filter(|i| !replicated.contains(i))
+        .collect();
+    assert_eq!(new.len(), 50_000);
+    let lowest_new = new.iter().min().unwrap();
+    assert!(
+        *lowest_new > max_replicated,
+        "a new ID {lowest_new} is not above the last replicated ID {max_replicated}"
+    );
+    for id in &new {
+        assert_eq!(layout::decode(*id).unwrap().node, standby_node);
+    }
+    // An hour ahead of its own clock, without waiting for it (the inserts above did not take
+    // an hour), and reported.
+    let lead: i64 = sc
+        .query_one(
+            "SELECT (extract(epoch FROM snowflake_timestamp(max(id)) - clock_timestamp()) * 1000)::bigint FROM audit",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        lead > HOUR_MS - 60_000,
+        "new IDs lead the clock by {lead} ms only"
+    );
+    eprintln!(
+        "[{name}] standby node id {standby_node}: {} replicated IDs, {} new, lowest new - last replicated = {}, lead {lead} ms",
+        replicated.len(),
+        new.len(),
+        lowest_new - max_replicated
+    );
+}
+
+#[test]
+fn a_promoted_standby_with_its_own_node_id_issues_above_every_replicated_id() {
+    promote_after_kill("fo-own", 26101, 2);
+}
+
+#[test]
+fn a_promoted_standby_with_the_primarys_node_id_issues_above_every_replicated_id() {
+    promote_after_kill("fo-same", 26103, 1);
+}
+
+#[test]
+fn crash_recovery_with_the_state_file_deleted_brings_the_floor_back_from_the_wal() {
+    let name = "fo-crash";
+    let clock = shim(name);
+    let p = primary(name, 26105, 3, &[], &clock);
+    let mut c = p.connect();
+    clock.set_offset_ms(HOUR_MS);
+    clock::wait_until_server_offset(&mut c, HOUR_MS);
+    write(&mut c, 10, 20_000);
+    let before = ids(&mut c);
+    let max_before = *before.last().unwrap();
+    drop(c);
+    p.kill9_postmaster();
+    fs::remove_file(p.data().join("snowflake_id.state")).unwrap();
+    // The clock is right again: only the WAL knows the IDs an hour ahead.
+    clock.set_offset_ms(0);
+    p.start();
+    let mut c = p.connect();
+    let first: i64 = c
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        first > max_before,
+        "after crash recovery without the state file, {first} is not above {max_before}"
+    );
+    assert!(
+        p.data().join("snowflake_id.state").exists(),
+        "replay wrote the floor back to the state file"
+    );
+    let replayed: i64 = c
+        .query_one("SELECT wal_records_replayed FROM snowflake_stats()", &[])
+        .unwrap()
+        .get(0);
+    assert!(replayed > 0);
+}
+
+#[test]
+fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() {
+    let name = "fo-pitr";
+    let archive = snowflake_it::clusters_root().join(format!("{name}-archive"));
+    let _ = fs::remove_dir_all(&archive);
+    fs::create_dir_all(&archive).unwrap();
+    snowflake_it::ensure_traversable(&archive.join("x"));
+    std::process::Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(&archive)
+        .status()
+        .unwrap();
+    let clock = shim(name);
+    let archive_command = format!("archive_command = 'cp %p {}/%f'", archive.display());
+    let p = primary(
+        name,
+        26107,
+        4,
+        &["archive_mode = on", &archive_command],
+        &clock,
+    );
+    let mut c = p.connect();
+    write(&mut c, 2, 1_000);
+    // The base backup, with the state file of that moment.
+    let restored = Cluster::base_backup(&p, &format!("{name}-restored"), 26108);
+    // Then the primary's clock runs an hour fast and it writes more: only the WAL has those.
+    clock.set_offset_ms(HOUR_MS);
+    clock::wait_until_server_offset(&mut c, HOUR_MS);
+    write(&mut c, 10, 20_000);
+    let before = ids(&mut c);
+    let max_before = *before.last().unwrap();
+    c.execute("SELECT pg_create_restore_point('after_load')", &[])
+        .unwrap();
+    // A write after the target: not restored.
+    write(&mut c, 1, 100);
+    c.execute("SELECT pg_switch_wal()", &[]).unwrap();
+    let last_wal: String = c
+        .query_one("SELECT pg_walfile_name(pg_current_wal_lsn())", &[])
+        .unwrap()
+        .get(0);
+    wait_for("the WAL to be archived", Duration::from_secs(60), || {
+        let archived: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_archiver WHERE last_archived_wal >= $1",
+                &[&last_wal],
+            )
+            .unwrap()
+            .get(0);
+        // pg_switch_wal moved to the next file: the one before it is archived when the
+        // archiver has passed it.
+        (archived > 0 || archive.join(&last_wal).exists()).then_some(())
+    });
+    drop(c);
+    p.kill9_postmaster();
+
+    // Restore: the restored server's clock is right, an hour behind the archived IDs.
+    restored.configure_copy(&[
+        &format!("restore_command = 'cp {}/%f %p'", archive.display()),
+        "recovery_target_name = 'after_load'",
+        "recovery_target_action = 'promote'",
+        "archive_mode = off",
+    ]);
+    fs::write(restored.data().join("recovery.signal"), "").unwrap();
+    std::process::Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(restored.data().join("recovery.signal"))
+        .status()
+        .unwrap();
+    restored.start();
+    let mut r = restored.connect();
+    wait_for("the restore to finish", Duration::from_secs(120), || {
+        (!in_recovery(&mut r)).then_some(())
+    });
+    let restored_ids = ids(&mut r);
+    assert_eq!(
+        restored_ids.len(),
+        before.len(),
+        "restored up to the restore point"
+    );
+    assert_eq!(*restored_ids.last().unwrap(), max_before);
+    write(&mut r, 2, 5_000);
+    let after = ids(&mut r);
+    assert_eq!(count_duplicates(&after), 0);
+    let lowest_new = after.iter().copied().filter(|i| *i > max_before).count();
+    assert_eq!(
+        lowest_new, 10_000,
+        "every new ID is above every restored one"
+    );
+}
