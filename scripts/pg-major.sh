@@ -10,16 +10,18 @@
 # pgrx's config for these majors lives in its own PGRX_HOME (target/pgrx-majors), so the
 # ~/.pgrx/config.toml that setup.sh writes for 15 and 18 is left alone.
 #
-# Usage: scripts/pg-major.sh 16|17 [--no-check]
+# Usage: scripts/pg-major.sh 16|17 [--no-check | --pg-test]
+#   --pg-test also runs the #[pg_test] suite on that major (cargo pgrx test pgNN, about 4 to 16
+#   minutes from cold).
 # Then:  target/pgNN/postgresql-*/bin has the server with snowflake_id installed.
 set -euo pipefail
 MAJOR=${1:-}
-CHECK=1
-[ "${2:-}" = --no-check ] && CHECK=0
+CHECK=1 PGTEST=0
+case "${2:-}" in --no-check) CHECK=0 ;; --pg-test) PGTEST=1 ;; esac
 case "$MAJOR" in
   16) VERSION=16.15.0 SHA256=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951 ;;
   17) VERSION=17.11.0 SHA256=a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224 ;;
-  *) echo "usage: $0 16|17 [--no-check]" >&2; exit 2 ;;
+  *) echo "usage: $0 16|17 [--no-check | --pg-test]" >&2; exit 2 ;;
 esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,3 +90,10 @@ as_pg "$PG/bin/psql" -h 127.0.0.1 -p "$PORT" -U postgres -X -v ON_ERROR_STOP=1 -
   -c "SELECT 'server ' || current_setting('server_version') || ': snowflake_nextval() = ' || snowflake_nextval()" \
   -c "SELECT 'snowflake_stats() = ' || snowflake_stats()"
 echo "pg$MAJOR: OK"
+
+((PGTEST)) || exit 0
+echo "== cargo pgrx test pg$MAJOR"
+as_pg "$PG/bin/pg_ctl" -D "$DATA" -m fast stop >/dev/null
+mkdir -p "$ROOT/target/pgrx-test-data-$MAJOR"
+[ "$(id -u)" = 0 ] && chown postgres "$ROOT/target/pgrx-test-data-$MAJOR"
+cargo pgrx test "pg$MAJOR" --runas postgres --pgdata "$ROOT/target/pgrx-test-data-$MAJOR"
