@@ -413,11 +413,13 @@ b() { if eval "$1"; then echo t; else echo f; fi; }
 
 echo
 echo "================ snowflake_id: three nodes, one audit log ================"
+pg_ver=${PG_VERSION#PostgreSQL }
+pg_ver=${pg_ver%% *}
 if [ "$ENGINE" = pglogical ]; then
-  echo "nodes: 3 x PostgreSQL $PG_MAJOR (${PG_VERSION#PostgreSQL }) on 127.0.0.1:$(port 1)-$(port 3), node ids ${IDS[*]}; engine: pglogical"
+  echo "nodes: 3 x PostgreSQL $PG_MAJOR ($pg_ver) on 127.0.0.1:$(port 1)-$(port 3), node ids ${IDS[*]}; engine: pglogical"
   echo "  full mesh per group (replication sets audit and ts, 6 subscriptions each, forward_origins = '{}'), synchronous_commit = on"
 else
-  echo "nodes: 3 x PostgreSQL $PG_MAJOR (${PG_VERSION#PostgreSQL }) on 127.0.0.1:$(port 1)-$(port 3), node ids ${IDS[*]}; engine: native logical replication"
+  echo "nodes: 3 x PostgreSQL $PG_MAJOR ($pg_ver) on 127.0.0.1:$(port 1)-$(port 3), node ids ${IDS[*]}; engine: native logical replication"
   echo "  full mesh per group (publications audit and ts, 6 subscriptions each, origin = none), synchronous_commit = on"
 fi
 echo "load: pgbench, $CLIENTS clients per node, ${DURATION} s per approach, multi-row INSERTs of $ROWS rows"
