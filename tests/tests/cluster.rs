@@ -684,16 +684,18 @@ fn three_node_audit_log_job_passes_its_checks() {
 /// Faults injected on node 3 before the load (`DEMO_FAULT_SQL`), each breaking one property:
 /// the first local INSERT fails (a trigger; pgbench's client stops), the first change node 3
 /// applies from another node fails (a replica trigger, fired by pglogical's and the native
-/// apply worker alike; the worker exits and is restarted, and then applies it), and the 1000th row written on node 3 gets an ID an hour
-/// ahead (as a node whose IDs ran far ahead of its clock would). The checks of those properties
-/// fail; those of the untouched ones pass.
+/// apply worker alike; the worker exits and is restarted, and then applies it), and the 1000th
+/// row written on node 3 gets an ID an hour ahead (as a node whose IDs ran far ahead of its
+/// clock would). The checks of those properties fail; those of the untouched ones pass. The
+/// trigger functions name their sequences with the schema: the native apply worker runs with
+/// an empty search_path.
 #[test]
 fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_faults() {
     const FAULTS: &str = "
         CREATE SEQUENCE fault_local;
         CREATE FUNCTION fault_local() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          CASE nextval('fault_local')
+          CASE nextval('public.fault_local')
             WHEN 1 THEN RAISE EXCEPTION 'injected INSERT failure';
             WHEN 1000 THEN NEW.id := NEW.id + (3600000::bigint << 22);
             ELSE NULL;
@@ -704,7 +706,7 @@ fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_fa
         CREATE SEQUENCE fault_apply;
         CREATE FUNCTION fault_apply() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          IF nextval('fault_apply') = 1 THEN RAISE EXCEPTION 'injected apply error'; END IF;
+          IF nextval('public.fault_apply') = 1 THEN RAISE EXCEPTION 'injected apply error'; END IF;
           RETURN NEW;
         END $$;
         CREATE TRIGGER fault_apply BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION fault_apply();
