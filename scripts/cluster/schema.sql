@@ -1,6 +1,6 @@
--- Run on every node before it joins: the extensions, the audit table, and the same table with
--- the broken timestamp-string ID, plus the phase markers used to tell when replication caught up.
-CREATE EXTENSION IF NOT EXISTS pglogical;
+-- Run on every node before it joins (engine-neutral: the cluster tool creates pglogical where it
+-- is the engine): the extension, the audit table, and the same table with the broken
+-- timestamp-string ID, plus the phase markers used to tell when replication caught up.
 CREATE EXTENSION IF NOT EXISTS snowflake_id;
 
 -- The audit log as snowflake_id means it: the ID comes from the node that wrote the row.
@@ -35,13 +35,16 @@ CREATE UNLOGGED TABLE issued_ids (id bigint NOT NULL);
 CREATE UNLOGGED TABLE demo_issued_all (node int NOT NULL, id bigint NOT NULL);
 
 -- A node inserts its marker for a phase after its load; a node that has every node's marker
--- has applied everything those nodes wrote before (pglogical applies in commit order).
+-- has applied everything those nodes wrote before (a subscription applies in commit order).
+-- Markers travel with the tables they vouch for: demo_marker in the audit group (audit_log),
+-- demo_marker_ts in the ts group (audit_log_ts), each group its own subscriptions.
 CREATE TABLE demo_marker (
   node  int  NOT NULL,
   phase text NOT NULL,
   at    timestamptz NOT NULL DEFAULT clock_timestamp(),
   PRIMARY KEY (node, phase)
 );
+CREATE TABLE demo_marker_ts (LIKE demo_marker INCLUDING ALL);
 
 -- The motivating scenario: the same user's profile changes at the same millisecond through two
 -- nodes. Each node spins until `p_at` (microsecond precision, no sleep granularity), takes the

@@ -7,7 +7,7 @@ use postgres::error::SqlState;
 use postgres::Client;
 use snowflake_core::layout;
 use snowflake_it::{
-    conflict_lines, engine, mesh, pg, project_root, wait_for, wait_streaming, Cluster, Node,
+    conflict_lines, engine, mesh, pg, project_root, wait_for, wait_streaming, Cluster, Engine, Node,
 };
 use std::process::Command;
 use std::time::Duration;
@@ -542,13 +542,16 @@ fn convert_refuses_generated_columns_and_other_defaults_and_converts_plain_integ
     assert_eq!(layout::decode(new).unwrap().node, 13);
 }
 
-/// Runs `scripts/demo.sh` shortened (5 s per load) with the extension already installed and
-/// the extra environment `env`; returns (success, stdout). Asserts every server it started is
-/// stopped afterwards.
+/// Runs `scripts/demo.sh` shortened (5 s per load) on the PostgreSQL under test (its engine:
+/// pglogical on 15, native on 16+), with the extension already installed and the extra
+/// environment `env`; returns (success, stdout). Asserts every server it started is stopped
+/// afterwards.
 fn run_demo(name: &str, port: u16, node_ids: &str, env: &[(&str, &str)]) -> (bool, String) {
     let root = project_root();
     let out = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
+        .arg("--pg-config")
+        .arg(&pg().pg_config)
         .env("DURATION", "5")
         .env("DEMO_PORT", port.to_string())
         .env("DEMO_NAME", name)
@@ -630,7 +633,7 @@ fn three_node_audit_log_job_passes_its_checks() {
         "[ok]   same rows everywhere:",
         "[ok]   no row lost:",
         "[ok]   0 duplicate IDs:",
-        "[ok]   0 replication conflicts: pglogical CONFLICT lines for audit_log: 0 / 0 / 0",
+        "[ok]   0 replication conflicts: conflicts logged for audit_log (",
         "[ok]   0 apply errors:",
         "[ok]   IDs ordered by time across nodes: 0 rows",
         "[ok]   every INSERT succeeded: pgbench exit status 0 / 0 / 0, failed transactions 0 / 0 / 0,",
@@ -639,29 +642,60 @@ fn three_node_audit_log_job_passes_its_checks() {
     ] {
         assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
     }
-    // The conflict count is real: the timestamp-string IDs of the same run did conflict.
-    let ts = counts(&stdout, "replication conflicts (pglogical CONFLICT lines");
+    assert_eq!(
+        counts(
+            &stdout,
+            "0 replication conflicts: conflicts logged for audit_log"
+        ),
+        [0, 0, 0]
+    );
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("nodes: 3 x PostgreSQL "))
+        .unwrap_or_else(|| panic!("no header in:\n{stdout}"));
+    assert!(
+        header.contains(&format!("PostgreSQL {} (", pg().major))
+            && header.contains(match engine() {
+                Engine::Pglogical => "engine: pglogical",
+                Engine::Native => "engine: native logical replication",
+            }),
+        "{header}"
+    );
+    // The conflict count is real: the timestamp-string IDs of the same run did conflict
+    // (pglogical overwrote local rows; natively an apply worker stopped on each, and its
+    // subscription stayed stuck while the audit_log mesh went on).
+    let ts = counts(&stdout, "replication conflicts logged (");
     assert_eq!(ts.len(), 3);
     assert!(
         ts.iter().sum::<u64>() > 0,
         "the broken approach produced no conflict: {ts:?}"
     );
+    let stuck = stdout
+        .lines()
+        .find(|l| l.starts_with("  ts subscriptions stuck"))
+        .unwrap_or_else(|| panic!("no stuck line in:\n{stdout}"));
+    match engine() {
+        Engine::Pglogical => assert!(stuck.contains(": 0 / 0 / 0 of 2"), "{stuck}"),
+        Engine::Native => assert!(stuck.contains("stuck for good"), "{stuck}"),
+    }
     remove_demo_dirs("cluster-demo");
 }
 
 /// Faults injected on node 3 before the load (`DEMO_FAULT_SQL`), each breaking one property:
 /// the first local INSERT fails (a trigger; pgbench's client stops), the first change node 3
-/// applies from another node fails (a replica trigger; the apply worker exits and pglogical
-/// restarts it, which then applies it), and the 1000th row written on node 3 gets an ID an hour
-/// ahead (as a node whose IDs ran far ahead of its clock would). The checks of those properties
-/// fail; those of the untouched ones pass.
+/// applies from another node fails (a replica trigger, fired by pglogical's and the native
+/// apply worker alike; the worker exits and is restarted, and then applies it), and the 1000th
+/// row written on node 3 gets an ID an hour ahead (as a node whose IDs ran far ahead of its
+/// clock would). The checks of those properties fail; those of the untouched ones pass. The
+/// trigger functions name their sequences with the schema: the native apply worker runs with
+/// an empty search_path.
 #[test]
 fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_faults() {
     const FAULTS: &str = "
         CREATE SEQUENCE fault_local;
         CREATE FUNCTION fault_local() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          CASE nextval('fault_local')
+          CASE nextval('public.fault_local')
             WHEN 1 THEN RAISE EXCEPTION 'injected INSERT failure';
             WHEN 1000 THEN NEW.id := NEW.id + (3600000::bigint << 22);
             ELSE NULL;
@@ -672,7 +706,7 @@ fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_fa
         CREATE SEQUENCE fault_apply;
         CREATE FUNCTION fault_apply() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          IF nextval('fault_apply') = 1 THEN RAISE EXCEPTION 'injected apply error'; END IF;
+          IF nextval('public.fault_apply') = 1 THEN RAISE EXCEPTION 'injected apply error'; END IF;
           RETURN NEW;
         END $$;
         CREATE TRIGGER fault_apply BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION fault_apply();
@@ -759,10 +793,15 @@ fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
     ] {
         assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
     }
+    // pglogical logs the conflicts it resolves; natively (18) each is an apply worker ERROR,
+    // and the subscriptions between nodes 1 and 2 stay stuck on it.
     assert!(
-        counts(&stdout, "pglogical CONFLICT lines for audit_log")
-            .iter()
-            .sum::<u64>()
+        counts(
+            &stdout,
+            "0 replication conflicts: conflicts logged for audit_log"
+        )
+        .iter()
+        .sum::<u64>()
             > 0
     );
     // Nodes 1 and 2 issue the same IDs: the logs of issued IDs show them, although each node's
