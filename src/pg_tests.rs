@@ -144,6 +144,29 @@ mod tests {
         assert!(ceiling_ahead);
     }
 
+    /// Every ceiling the generator saves goes to the WAL first: the counters show records
+    /// written, the last one above the last ID.
+    #[pg_test]
+    fn ceilings_are_written_to_the_wal() {
+        issuing();
+        let before: i64 = scalar("SELECT wal_records_written FROM snowflake_stats()");
+        let lsn: String = scalar("SELECT pg_current_wal_insert_lsn()::text");
+        // A burst that borrows more than the ceiling's lead (1 s of IDs is 4,096,000).
+        Spi::run("SELECT count(snowflake_nextval()) FROM generate_series(1, 6000000)").unwrap();
+        let after: i64 = scalar("SELECT wal_records_written FROM snowflake_stats()");
+        assert!(
+            after > before,
+            "no ceiling record written ({before} -> {after})"
+        );
+        let above: bool =
+            scalar("SELECT wal_ceiling > snowflake_timestamp(last_id) FROM snowflake_stats()");
+        assert!(above, "the last logged ceiling is not above the last ID");
+        let moved: bool = scalar(&format!(
+            "SELECT pg_current_wal_insert_lsn() > '{lsn}'::pg_lsn"
+        ));
+        assert!(moved);
+    }
+
     #[pg_test(
         error = "parameter \"snowflake_id.node_id\" cannot be changed without restarting the server"
     )]
