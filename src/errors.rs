@@ -72,6 +72,21 @@ pub fn standby_same_node(node: u16) -> ! {
     )
 }
 
+/// During replay (the startup process: the server log is the only reader).
+pub fn replay_not_saved(e: GenError) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_WARNING,
+        format!("snowflake_id: replay could not raise the state file: {e}"),
+        "snowflake_id",
+    )
+    .set_detail(
+        "The floor from the WAL is kept in shared memory until the server stops; IDs start \
+         above it once the state file is readable again or removed.",
+    )
+    .set_hint("Check the state file and the data directory's file system.")
+    .report(PgLogLevel::WARNING);
+}
+
 pub fn generator(e: GenError) -> ! {
     match e {
         GenError::Store(e) => store(e),

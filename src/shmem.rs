@@ -66,8 +66,25 @@ pub struct ServerStore {
 }
 
 impl CeilingStore for ServerStore {
+    /// The file's ceiling; once recovery is over, at least the highest ceiling replayed since
+    /// the server started (in case replay could not write it to the file).
     fn load(&self) -> Result<Option<Saved>, StoreError> {
-        self.file.load()
+        let file = self.file.load()?;
+        if wal::in_recovery() {
+            return Ok(file);
+        }
+        let replayed = wal::counters().0;
+        Ok(match file {
+            Some(s) if s.ceiling_ms < replayed => Some(Saved {
+                ceiling_ms: replayed,
+                writer: s.writer,
+            }),
+            None if replayed > 0 => Some(Saved {
+                ceiling_ms: replayed,
+                writer: wal::primary(),
+            }),
+            other => other,
+        })
     }
 
     fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
@@ -114,12 +131,14 @@ fn config() -> Config {
 }
 
 /// Replay of a ceiling record (in the startup process): the floor rises in shared memory and
-/// in the state file.
+/// in the state file. A state file that cannot be read or written does not stop recovery (a
+/// server that cannot start cannot be inspected): it is reported, the floor stays in shared
+/// memory for the generator's start, and `snowflake_nextval()` reports the file as before.
 pub fn raise_floor(ceiling_ms: u64) {
     match generator().raise_floor(ceiling_ms, &PgClock, store(guc::node_id()), &config()) {
         Ok(Some(event)) => errors::report_event(event),
         Ok(None) => {}
-        Err(e) => errors::generator(e),
+        Err(e) => errors::replay_not_saved(e),
     }
 }
 

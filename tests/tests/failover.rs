@@ -352,6 +352,8 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     let everything_so_far = ids(&mut nc);
     let max_so_far = *everything_so_far.last().unwrap();
 
+    // pg_rewind reads the new timeline from the source's control file: written by a checkpoint.
+    nc.batch_execute("CHECKPOINT").unwrap();
     // pg_rewind of the old primary onto the new one's timeline; it copies the new primary's
     // configuration too, so the old one gets its port, node id and standby settings back.
     let out = snowflake_it::as_postgres(snowflake_it::pg_bin("pg_rewind"))
@@ -361,12 +363,13 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
         .arg(new.conninfo())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_rewind: {}{}",
+    let said = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.status.success(), "pg_rewind: {said}");
+    assert!(!said.contains("no rewind required"), "pg_rewind: {said}");
     old.configure_copy(&[
         "snowflake_id.node_id = 1",
         &format!("primary_conninfo = '{}'", new.conninfo()),
