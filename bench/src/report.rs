@@ -1,0 +1,478 @@
+//! RESULTS.md and the charts, rendered from the CSV files of each major's directory.
+
+use crate::cases::{gen, key_label, GENS, KEYS};
+use crate::data::{self, median, meta_get, series, Sample, M};
+use crate::targets::{derive, evaluate};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+fn med(ms: &[M], case: &str, variant: &str, metric: &str) -> f64 {
+    median(
+        &series(ms, case, variant, metric)
+            .into_iter()
+            .map(|x| x.1)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn f(v: f64, prec: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.prec$}")
+    } else {
+        "–".into()
+    }
+}
+
+fn fmt_int(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let s = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// The section of one major: `dir` holds its CSV files; `rel` is its path from RESULTS.md.
+pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
+    let meta = data::read_meta(dir);
+    let ms = data::read_all(dir);
+    let major: u32 = meta_get(&meta, "major").parse().unwrap_or(0);
+    let d = derive(&ms);
+    let m = |k: &str| meta_get(&meta, k).to_string();
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(w, "## PostgreSQL {major}\n");
+    let _ = writeln!(
+        w,
+        "| | |\n|---|---|\n| date | {} to {} ({} min){} |\n| machine | {}, {} cores, {} RAM, Linux {} |\n\
+         | commit measured | `{}` |\n| PostgreSQL | {} |\n| random source of uuidv7() / gen_random_uuid() | {} |\n\
+         | load average before / after | {} / {} |\n| server | {} |\n| sizes | {} |\n",
+        m("start"),
+        m("end"),
+        m("minutes"),
+        if quick { ", QUICK mode: a smoke test of the benchmark, figures not meaningful" } else { "" },
+        m("cpu"),
+        m("cores"),
+        m("memory"),
+        m("kernel"),
+        m("commit"),
+        m("version"),
+        m("random_source"),
+        m("load_before"),
+        m("load_after"),
+        m("server"),
+        m("params"),
+    );
+
+    let _ = writeln!(
+        w,
+        "### Targets\n\n| target | measured | target | |\n|---|---:|---:|---|"
+    );
+    for v in evaluate(major, &d) {
+        let verdict = if quick {
+            "not assessed in quick mode"
+        } else if v.met {
+            "**met**"
+        } else {
+            "**not met**"
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} {} | {verdict} |",
+            v.target.name,
+            f(v.value, 3),
+            v.target.cmp.sign(),
+            v.target.threshold
+        );
+    }
+
+    let pairs = series(&ms, "roundtrip", "snowflake", "tps").len();
+    let _ = writeln!(
+        w,
+        "\n### Round trip: `SELECT <generator>;`, pgbench -c 8 -j 2 -T {}, {pairs} pairs\n\n\
+         Each pair runs every generator back to back (order rotated); ratios are taken within a pair, \
+         the figure is their median. Server CPU: user + system time of the backends per transaction.\n\n\
+         | generator | median tps | median server CPU µs/call | snowflake / it, tps | it / snowflake, CPU per call |\n\
+         |---|---:|---:|---:|---:|",
+        m("rt_secs")
+    );
+    for g in GENS {
+        let tps = med(&ms, "roundtrip", g.id, "tps");
+        if !tps.is_finite() {
+            continue;
+        }
+        let (r, c) = if g.id == "snowflake" {
+            ("".into(), "".into())
+        } else {
+            (
+                f(d[&format!("rt.tps.snowflake/{}", g.id)], 3),
+                f(d[&format!("rt.cpu.snowflake/{}", g.id)], 3),
+            )
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {r} | {c} |",
+            g.label,
+            fmt_int(tps),
+            f(med(&ms, "roundtrip", g.id, "cpu_us"), 1)
+        );
+    }
+
+    let n = med(&ms, "bulk", "select1", "ids");
+    let waits: f64 = series(&ms, "bulk", "snowflake", "drift_waits")
+        .iter()
+        .map(|x| x.1)
+        .sum();
+    let _ = writeln!(
+        w,
+        "\n### Bulk: `SELECT count(x) FROM (SELECT <generator> AS x FROM generate_series(1, {})) s`\n\n\
+         Backend CPU from `/proc/<pid>/stat` (utime + stime, {} ticks/s) around the statement; net = minus the \
+         constant `1` of the same pair, per value; median over {} pairs. Drift waits of snowflake_nextval() \
+         over these runs: {waits}.\n\n\
+         | generator | median backend CPU ms | median wall ms | net CPU ns per value |\n|---|---:|---:|---:|",
+        n,
+        crate::cases::clk_tck(),
+        series(&ms, "bulk", "select1", "cpu_ms").len()
+    );
+    for g in GENS {
+        let cpu = med(&ms, "bulk", g.id, "cpu_ms");
+        if !cpu.is_finite() {
+            continue;
+        }
+        let net = d
+            .get(&format!("bulk.net_ns.{}", g.id))
+            .map_or("(baseline)".into(), |v| f(*v, 1));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {net} |",
+            if g.id == "select1" {
+                "the constant 1"
+            } else {
+                g.label
+            },
+            f(cpu, 0),
+            f(med(&ms, "bulk", g.id, "wall_ms"), 0)
+        );
+    }
+
+    let _ = writeln!(
+        w,
+        "\n### Sustained: many IDs at once, `snowflake_stats()` sampled every 50 ms\n\n\
+         `SELECT count(greatest(<10 calls>)) FROM generate_series(...)` in each backend. At the bound: the \
+         intervals in which the newest ID led the clock by the whole drift allowance (within 10 ms).\n\n\
+         | run | backends | IDs | max_drift_ms | IDs/ms over the run | IDs/ms at the bound | share of 4,096/ms | drift waits |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut runs: Vec<(u32, String)> = ms
+        .iter()
+        .filter(|x| x.case == "sustained" && x.metric == "ids")
+        .map(|x| (x.rep, x.variant.clone()))
+        .collect();
+    runs.sort();
+    for (_, run) in &runs {
+        let g = |metric: &str| med(&ms, "sustained", run, metric);
+        let at = g("rate_at_bound");
+        let _ = writeln!(
+            w,
+            "| {run} | {} | {} | {} | {} | {} | {} | {} |",
+            g("backends"),
+            fmt_int(g("ids")),
+            g("bound_ms"),
+            f(g("rate_total"), 0),
+            if at.is_finite() {
+                f(at, 0)
+            } else {
+                "bound not reached".into()
+            },
+            if at.is_finite() {
+                format!("{:.1}%", at * 100.0 / 4096.0)
+            } else {
+                "–".into()
+            },
+            g("drift_waits")
+        );
+    }
+
+    let _ = writeln!(
+        w,
+        "\n### Inserts: one row per transaction, pgbench -c 8 -j 2 -T {}, {} pairs\n\n\
+         | primary key | median tps | median server CPU µs/row | snowflake / it, tps | it / snowflake, CPU per row | pkey bytes per row |\n\
+         |---|---:|---:|---:|---:|---:|",
+        m("ins_secs"),
+        series(&ms, "inserts", "sf", "tps").len()
+    );
+    for (k, label, _, _) in KEYS {
+        let tps = med(&ms, "inserts", k, "tps");
+        if !tps.is_finite() {
+            continue;
+        }
+        let (r, c) = if *k == "sf" {
+            (String::new(), String::new())
+        } else {
+            (
+                f(d[&format!("ins.tps.sf/{k}")], 3),
+                f(d[&format!("ins.cpu.sf/{k}")], 3),
+            )
+        };
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} | {r} | {c} | {} |",
+            fmt_int(tps),
+            f(med(&ms, "inserts", k, "cpu_us"), 1),
+            f(med(&ms, "inserts", k, "pkey_bytes_per_row"), 1)
+        );
+    }
+
+    let _ = writeln!(
+        w,
+        "\n### Growth: `INSERT ... SELECT` batches, key types interleaved\n\n\
+         | primary key | rows | rows/s first batch | rows/s last batch | last / first | pkey MiB | heap MiB | pkey bytes per row |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (k, label, _, _) in KEYS {
+        let rows = series(&ms, "growth", k, "rows");
+        let Some(&(last_b, nrows)) = rows.iter().max_by_key(|x| x.0) else {
+            continue;
+        };
+        let at =
+            |metric: &str, b: u32| data::value(&ms, "growth", k, b, metric).unwrap_or(f64::NAN);
+        let first_b = rows.iter().map(|x| x.0).min().unwrap_or(1);
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt_int(nrows),
+            fmt_int(at("rows_per_s", first_b)),
+            fmt_int(at("rows_per_s", last_b)),
+            f(
+                d.get(&format!("growth.rate_last/first.{k}"))
+                    .copied()
+                    .unwrap_or(f64::NAN),
+                2
+            ),
+            f(at("pkey_bytes", last_b) / 1048576.0, 1),
+            f(at("heap_bytes", last_b) / 1048576.0, 1),
+            f(at("pkey_bytes", last_b) / nrows, 1)
+        );
+    }
+
+    let _ = writeln!(
+        w,
+        "\n### Contention: backends running the bulk query at once\n\n\
+         | generator | 2 backends, IDs/s | 8 backends, IDs/s |\n|---|---:|---:|"
+    );
+    for id in ["select1", "snowflake"] {
+        let g = |b: u32| {
+            d.get(&format!("cont.ids_per_s_{b}.{id}"))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} |",
+            gen(id).label,
+            fmt_int(g(2)),
+            fmt_int(g(8))
+        );
+    }
+    let dups = |b: u32| {
+        let v = data::value(
+            &ms,
+            "contention",
+            "snowflake",
+            1,
+            &format!("duplicates_{b}"),
+        );
+        let r = data::value(&ms, "contention", "snowflake", 1, &format!("dup_rows_{b}"));
+        format!(
+            "{} duplicates in {} IDs",
+            f(v.unwrap_or(f64::NAN), 0),
+            fmt_int(r.unwrap_or(f64::NAN))
+        )
+    };
+    let _ = writeln!(
+        w,
+        "\nDuplicates (`count(*) - count(DISTINCT)` of the IDs that the backends inserted at once): \
+         2 backends: {}; 8 backends: {}.\n",
+        dups(2),
+        dups(8)
+    );
+    for (png, title) in [
+        ("roundtrip.png", "round trip"),
+        ("sustained.png", "sustained"),
+        ("growth.png", "growth"),
+    ] {
+        if dir.join(png).exists() {
+            let _ = writeln!(w, "![{title}, PostgreSQL {major}]({rel}/{png})\n");
+        }
+    }
+    s
+}
+
+/// RESULTS.md of a run: one section per major directory.
+pub fn results_md(out: &Path, majors: &[String], quick: bool) -> String {
+    let mut s = String::from("# snowflake_id benchmark results\n\n");
+    s.push_str(
+        "Written by `cargo run --release -p snowflake_bench --` (binary `snowbench`) from the CSV files \
+         beside this file; ratios come from pairs of runs on the same server, back to back.\n\n",
+    );
+    if quick {
+        s.push_str(
+            "**QUICK mode**: a smoke test of the benchmark itself (tiny runs); the targets are not assessed.\n\n",
+        );
+    }
+    for m in majors {
+        s.push_str(&major_section(&out.join(m), m, quick));
+    }
+    s
+}
+
+fn gnuplot(dir: &Path, script: &str) -> Result<(), String> {
+    let out = Command::new("gnuplot")
+        .current_dir(dir)
+        .arg("-e")
+        .arg(script)
+        .output()
+        .map_err(|e| format!("cannot run gnuplot: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("gnuplot: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// roundtrip.png, sustained.png and growth.png in `dir`, from its CSV files.
+pub fn charts(dir: &Path) -> Result<(), String> {
+    let meta = data::read_meta(dir);
+    let ms = data::read_all(dir);
+    let samples: Vec<Sample> = data::read_samples(dir);
+    let d = derive(&ms);
+    let sub = format!(
+        "PostgreSQL {}, {}, {} cores, {}, commit {}",
+        meta_get(&meta, "major"),
+        meta_get(&meta, "start"),
+        meta_get(&meta, "cores"),
+        meta_get(&meta, "cpu"),
+        meta_get(&meta, "commit")
+    )
+    .replace('"', "'");
+    let head = "set terminal pngcairo noenhanced size 1100,480 font 'DejaVu Sans,10'; set grid lc rgb '#dddddd'; ";
+
+    // Round trip: snowflake's paired ratios to each reference.
+    let mut dat = String::new();
+    for g in GENS.iter().filter(|g| g.id != "snowflake") {
+        if let (Some(t), Some(c)) = (
+            d.get(&format!("rt.tps.snowflake/{}", g.id)),
+            d.get(&format!("rt.cpu.snowflake/{}", g.id)),
+        ) {
+            let _ = writeln!(dat, "\"{}\" {t} {c}", g.label);
+        }
+    }
+    data::write(&dir.join("roundtrip.dat"), &dat);
+    gnuplot(
+        dir,
+        &format!(
+            "{head} set output 'roundtrip.png'; set title \"snowflake_nextval() round trip relative to each reference (paired medians)\\n{sub}\"; \
+             set style data histograms; set style histogram clustered gap 1; set style fill solid 0.85 noborder; \
+             set yrange [0:*]; set ylabel 'snowflake / reference'; set key outside bottom center horizontal; \
+             plot 'roundtrip.dat' using 2:xtic(1) title 'tps ratio' lc rgb '#4e79a7', \
+             '' using 3 title 'CPU per call, reference / snowflake' lc rgb '#f28e2b', \
+             0.97 with lines dt 2 lc rgb '#e15759' title 'target vs isn_weak(): 0.97'"
+        ),
+    )?;
+
+    // Sustained: IDs issued and the lead over the clock.
+    let mut runs: Vec<String> = Vec::new();
+    for s in &samples {
+        if !runs.contains(&s.run) {
+            runs.push(s.run.clone());
+        }
+    }
+    let (mut p1, mut p2) = (Vec::new(), Vec::new());
+    for (i, run) in runs.iter().enumerate() {
+        let rs: Vec<&Sample> = samples.iter().filter(|s| &s.run == run).collect();
+        // Time from the last sample before the first ID of the run.
+        let i0 = rs[0].issued;
+        let start = rs.iter().rposition(|s| s.issued == i0).unwrap_or(0);
+        let t0 = rs[start].t_ms;
+        let mut dat = String::new();
+        for s in &rs[start..] {
+            let _ = writeln!(
+                dat,
+                "{} {} {}",
+                (s.t_ms - t0) / 1000.0,
+                (s.issued - i0) as f64 / 1e6,
+                s.drift_ms
+            );
+        }
+        let file = format!("sustained_{i}.dat");
+        data::write(&dir.join(&file), &dat);
+        p1.push(format!("'{file}' using 1:2 with lines lw 2 title '{run}'"));
+        p2.push(format!("'{file}' using 1:3 with lines lw 2 title '{run}'"));
+    }
+    if !runs.is_empty() {
+        gnuplot(
+            dir,
+            &format!(
+                "{head} set output 'sustained.png'; set multiplot layout 1,2 title \"snowflake_nextval() at full speed, sampled every 50 ms\\n{sub}\"; \
+                 set key top left; set xlabel 'seconds since the first ID'; set ylabel 'IDs issued (millions)'; set yrange [0:*]; \
+                 plot {}, x*4.096 with lines dt 2 lc rgb '#e15759' title '4,096 IDs/ms'; \
+                 set ylabel 'lead of the newest ID over the clock (ms)'; set yrange [0:*]; plot {}; unset multiplot",
+                p1.join(", "),
+                p2.join(", ")
+            ),
+        )?;
+    }
+
+    // Growth: rate per batch and primary-key size.
+    let (mut p1, mut p2) = (Vec::new(), Vec::new());
+    for (k, _, _, _) in KEYS {
+        let rows = series(&ms, "growth", k, "rows");
+        if rows.is_empty() {
+            continue;
+        }
+        let mut dat = String::new();
+        for (b, r) in rows {
+            let v = |m: &str| data::value(&ms, "growth", k, b, m).unwrap_or(f64::NAN);
+            let _ = writeln!(
+                dat,
+                "{} {} {}",
+                r / 1e6,
+                v("rows_per_s"),
+                v("pkey_bytes") / 1048576.0
+            );
+        }
+        let file = format!("growth_{k}.dat");
+        data::write(&dir.join(&file), &dat);
+        p1.push(format!(
+            "'{file}' using 1:2 with linespoints pt 7 ps 0.6 lw 2 title '{}'",
+            key_label(k)
+        ));
+        p2.push(format!(
+            "'{file}' using 1:3 with linespoints pt 7 ps 0.6 lw 2 title '{}'",
+            key_label(k)
+        ));
+    }
+    if !p1.is_empty() {
+        gnuplot(
+            dir,
+            &format!(
+                "{head} set output 'growth.png'; set multiplot layout 1,2 title \"Insert growth: INSERT ... SELECT batches\\n{sub}\"; \
+                 set xlabel 'rows in the table (millions)'; set yrange [0:*]; set key bottom right; set ylabel 'rows/s in the batch'; plot {}; \
+                 set ylabel 'primary-key index (MiB)'; set key top left; plot {}; unset multiplot",
+                p1.join(", "),
+                p2.join(", ")
+            ),
+        )?;
+    }
+    Ok(())
+}
