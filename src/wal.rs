@@ -158,11 +158,16 @@ pub fn log_ceiling(record: CeilingRecord) {
 static RECOVERY_OVER: AtomicBool = AtomicBool::new(false);
 
 /// Whether this server is replaying WAL (a standby, or a server in crash or archive recovery).
-#[inline]
+#[inline(always)]
 pub fn in_recovery() -> bool {
-    if RECOVERY_OVER.load(Relaxed) {
-        return false;
-    }
+    !RECOVERY_OVER.load(Relaxed) && ask_recovery()
+}
+
+/// Out of line: pgrx's guard around the call needs a large stack frame, which inlined would be
+/// set up on every ID.
+#[cold]
+#[inline(never)]
+fn ask_recovery() -> bool {
     // SAFETY: reads shared state; no ERROR.
     let recovering = unsafe { pg_sys::RecoveryInProgress() };
     if !recovering {

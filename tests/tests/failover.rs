@@ -329,8 +329,14 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
 fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     let name = "fo-rewind";
     let clock = shim(name);
-    // pg_rewind needs hint bits in the WAL.
-    let old = primary(name, 26111, 1, &["wal_log_hints = on"], &clock);
+    // pg_rewind needs hint bits in the WAL, and the WAL back to the last common checkpoint.
+    let old = primary(
+        name,
+        26111,
+        1,
+        &["wal_log_hints = on", "wal_keep_size = '512MB'"],
+        &clock,
+    );
     let mut oc = old.connect();
     clock.set_offset_ms(HOUR_MS);
     clock::wait_until_server_offset(&mut oc, HOUR_MS);
@@ -370,10 +376,17 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     );
     assert!(out.status.success(), "pg_rewind: {said}");
     assert!(!said.contains("no rewind required"), "pg_rewind: {said}");
-    old.configure_copy(&[
-        "snowflake_id.node_id = 1",
-        &format!("primary_conninfo = '{}'", new.conninfo()),
-    ]);
+    old.configure_copy(&["snowflake_id.node_id = 1"]);
+    // The copied postgresql.auto.conf (read last) names the new primary's own primary, this
+    // server: point it at the new primary.
+    {
+        use std::io::Write;
+        let mut auto = fs::OpenOptions::new()
+            .append(true)
+            .open(old.data().join("postgresql.auto.conf"))
+            .unwrap();
+        writeln!(auto, "primary_conninfo = '{}'", new.conninfo()).unwrap();
+    }
     fs::write(old.data().join("standby.signal"), "").unwrap();
     std::process::Command::new("chown")
         .args(["postgres:postgres"])
