@@ -462,3 +462,91 @@ fn recovery_without_the_library_fails_clearly_and_succeeds_once_it_is_back() {
         .get(0);
     assert!(next > max_before);
 }
+
+/// With a synchronous standby, a new ceiling waits for the standby's confirmation before any ID
+/// beyond the old one is issued: with the standby down, a burst stops on the `SyncRep` wait, and
+/// goes on once the standby is back.
+#[test]
+fn a_new_ceiling_waits_for_the_synchronous_standby() {
+    let name = "fo-sync";
+    let clock = shim(name);
+    let p = primary(name, 26116, 6, &[], &clock);
+    let standby = Cluster::standby_of(
+        &p,
+        &format!("{name}-standby"),
+        26117,
+        &["snowflake_id.node_id = 7"],
+    );
+    standby.start();
+    let mut pc = p.connect();
+    pc.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        .unwrap();
+    pc.batch_execute("SELECT pg_reload_conf()").unwrap();
+    wait_for("a synchronous standby", Duration::from_secs(60), || {
+        let n: i64 = pc
+            .query_one(
+                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        (n == 1).then_some(())
+    });
+    // Confirmed records: IDs flow.
+    let n: i64 = pc
+        .query_one(
+            "SELECT count(snowflake_nextval()) FROM generate_series(1, 100000)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 100_000);
+    standby.stop();
+    // A burst must pass the ceiling (1 s ahead) within its first 4M IDs.
+    let conninfo = p.conninfo();
+    let burst = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+        let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        let started = std::time::Instant::now();
+        let n: i64 = c
+            .query_one(
+                "SELECT count(snowflake_nextval()) FROM generate_series(1, 8000000)",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        (pid, n, started.elapsed())
+    });
+    let waiting = wait_for(
+        "the burst to wait for the standby",
+        Duration::from_secs(60),
+        || {
+            let rows = pc
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'
+                 AND query LIKE '%snowflake_nextval%' AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap();
+            rows.first().map(|r| r.get::<_, i32>(0))
+        },
+    );
+    // Still waiting a while later: no ID beyond the old ceiling without the confirmation.
+    std::thread::sleep(Duration::from_millis(1500));
+    let still: i64 = pc
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'",
+            &[&waiting],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        still, 1,
+        "the burst went on without the synchronous standby"
+    );
+    standby.start();
+    let (pid, n, took) = burst.join().unwrap();
+    assert_eq!(pid, waiting);
+    assert_eq!(n, 8_000_000);
+    eprintln!("[{name}] the burst waited for the standby and finished after {took:?}");
+}
