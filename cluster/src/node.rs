@@ -29,22 +29,7 @@ impl Node {
     /// then `postgresql.conf` gets loopback on `port`, `snowflake_id` preloaded (unless a
     /// `settings` line sets `shared_preload_libraries`), and the `settings` lines.
     pub fn init(pg: &Pg, root: &Path, name: &str, port: u16, settings: &[&str]) -> Node {
-        let dir = root.join(name);
-        if dir.exists() {
-            // A server left over from an aborted run would hold the port.
-            if dir.join("data").join("postmaster.pid").exists() {
-                let _ = as_postgres(pg.bin("pg_ctl"))
-                    .arg("-D")
-                    .arg(dir.join("data"))
-                    .args(["-m", "immediate", "-w", "stop"])
-                    .output();
-            }
-            fs::remove_dir_all(&dir).unwrap();
-        }
-        fs::create_dir_all(&dir).unwrap();
-        ensure_traversable(&dir);
-        chown_postgres(&dir);
-        let node = Node::at(pg, &dir, name, port);
+        let node = Node::fresh(pg, root, name, port);
         check(
             "initdb",
             as_postgres(pg.bin("initdb"))
@@ -102,6 +87,22 @@ impl Node {
     /// `root/name`, not configured and not started: for restores.
     pub fn base_backup(primary: &Node, root: &Path, name: &str, port: u16, standby: bool) -> Node {
         let pg = &primary.pg;
+        let node = Node::fresh(pg, root, name, port);
+        let mut cmd = as_postgres(pg.bin("pg_basebackup"));
+        cmd.arg("-D")
+            .arg(node.data())
+            .args(["-X", "stream", "-c", "fast", "--no-sync", "-d"])
+            .arg(primary.conninfo());
+        if standby {
+            cmd.arg("-R");
+        }
+        check("pg_basebackup", cmd.output().unwrap());
+        node
+    }
+
+    /// An empty directory `root/name` for a new node, owned by `postgres`: a server left over
+    /// there from an aborted run (it would hold the port) is stopped and its directory removed.
+    fn fresh(pg: &Pg, root: &Path, name: &str, port: u16) -> Node {
         let dir = root.join(name);
         if dir.exists() {
             if dir.join("data").join("postmaster.pid").exists() {
@@ -116,17 +117,15 @@ impl Node {
         fs::create_dir_all(&dir).unwrap();
         ensure_traversable(&dir);
         chown_postgres(&dir);
-        let node = Node::at(pg, &dir, name, port);
-        let mut cmd = as_postgres(pg.bin("pg_basebackup"));
-        cmd.arg("-D")
-            .arg(node.data())
-            .args(["-X", "stream", "-c", "fast", "--no-sync", "-d"])
-            .arg(primary.conninfo());
-        if standby {
-            cmd.arg("-R");
-        }
-        check("pg_basebackup", cmd.output().unwrap());
-        node
+        Node::at(pg, &dir, name, port)
+    }
+
+    /// Creates an empty signal file (`standby.signal`, `recovery.signal`) in the data directory,
+    /// owned by `postgres`.
+    pub fn signal(&self, file: &str) {
+        let path = self.data().join(file);
+        fs::write(&path, "").unwrap();
+        chown_postgres(&path);
     }
 
     /// Points a copied data directory at this node's port and socket, and appends `settings`.

@@ -294,12 +294,7 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
         "recovery_target_action = 'promote'",
         "archive_mode = off",
     ]);
-    fs::write(restored.data().join("recovery.signal"), "").unwrap();
-    std::process::Command::new("chown")
-        .args(["postgres:postgres"])
-        .arg(restored.data().join("recovery.signal"))
-        .status()
-        .unwrap();
+    restored.signal("recovery.signal");
     restored.start();
     let mut r = restored.connect();
     wait_for("the restore to finish", Duration::from_secs(120), || {
@@ -387,12 +382,7 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
             .unwrap();
         writeln!(auto, "primary_conninfo = '{}'", new.conninfo()).unwrap();
     }
-    fs::write(old.data().join("standby.signal"), "").unwrap();
-    std::process::Command::new("chown")
-        .args(["postgres:postgres"])
-        .arg(old.data().join("standby.signal"))
-        .status()
-        .unwrap();
+    old.signal("standby.signal");
     old.start();
     let mut oc = old.connect();
     write(&mut nc, 5, 10_000);
