@@ -39,6 +39,23 @@ fn primary(name: &str, port: u16, node_id: u16, settings: &[&str], shim: &Shim) 
     node
 }
 
+/// Sets the server's clock an hour fast and waits until its IDs carry it: the generator takes a
+/// forward jump as real time only once it has lasted 10 s (`FORWARD_CONFIRM_US`).
+fn run_an_hour_fast(clock: &Shim, c: &mut Client) {
+    clock.set_offset_ms(HOUR_MS);
+    clock::wait_until_server_offset(c, HOUR_MS);
+    // now() runs an hour fast too: IDs carry the jump once they stop lagging it by an hour.
+    wait_for("IDs an hour ahead", Duration::from_secs(60), || {
+        c.query_one(
+            "SELECT snowflake_timestamp(snowflake_nextval()) > now() - interval '1 minute'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, bool>(0)
+        .then_some(())
+    });
+}
+
 /// Writes `batches` INSERTs of `rows` rows through the column default.
 fn write(c: &mut Client, batches: usize, rows: i32) {
     for _ in 0..batches {
@@ -89,8 +106,7 @@ fn promote_after_kill(name: &str, port: u16, standby_node: u16) {
     let clock = shim(name);
     let p = primary(name, port, 1, &[], &clock);
     let mut pc = p.connect();
-    clock.set_offset_ms(HOUR_MS);
-    clock::wait_until_server_offset(&mut pc, HOUR_MS);
+    run_an_hour_fast(&clock, &mut pc);
     write(&mut pc, 5, 2_000);
     let standby = Cluster::standby_of(
         &p,
@@ -205,8 +221,7 @@ fn crash_recovery_with_the_state_file_deleted_brings_the_floor_back_from_the_wal
     let clock = shim(name);
     let p = primary(name, 26105, 3, &[], &clock);
     let mut c = p.connect();
-    clock.set_offset_ms(HOUR_MS);
-    clock::wait_until_server_offset(&mut c, HOUR_MS);
+    run_an_hour_fast(&clock, &mut c);
     write(&mut c, 10, 20_000);
     let before = ids(&mut c);
     let max_before = *before.last().unwrap();
@@ -266,8 +281,7 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
     // The base backup, with the state file of that moment.
     let restored = Cluster::base_backup(&p, &format!("{name}-restored"), 26108);
     // Then the primary's clock runs an hour fast and it writes more: only the WAL has those.
-    clock.set_offset_ms(HOUR_MS);
-    clock::wait_until_server_offset(&mut c, HOUR_MS);
+    run_an_hour_fast(&clock, &mut c);
     write(&mut c, 10, 20_000);
     let before = ids(&mut c);
     let max_before = *before.last().unwrap();
@@ -333,8 +347,7 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
         &clock,
     );
     let mut oc = old.connect();
-    clock.set_offset_ms(HOUR_MS);
-    clock::wait_until_server_offset(&mut oc, HOUR_MS);
+    run_an_hour_fast(&clock, &mut oc);
     let new = Cluster::standby_of(
         &old,
         &format!("{name}-new"),
