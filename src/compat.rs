@@ -67,24 +67,52 @@ pub fn reserve_guc_prefix() {
 }
 
 /// Custom WAL resource managers arrived in PostgreSQL 15: on 13 and 14 the ceiling is not
-/// WAL-logged (see `wal.rs`), and these are never called.
+/// WAL-logged (see `wal.rs`): nothing is registered, and no record is written or replayed.
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
 pub const HAS_CUSTOM_RMGR: bool = true;
 #[cfg(any(feature = "pg13", feature = "pg14"))]
 pub const HAS_CUSTOM_RMGR: bool = false;
 
-/// `RegisterCustomRmgr`: PostgreSQL 16 made its `RmgrData` argument `const`.
-#[cfg(feature = "pg15")]
-pub unsafe fn register_custom_rmgr(id: u8, rmgr: &pg_sys::RmgrData) {
-    pg_sys::RegisterCustomRmgr(id, rmgr as *const _ as *mut _)
+/// The resource manager's callbacks: replay, and the description and name of a record.
+pub struct RmgrCallbacks {
+    pub redo: unsafe extern "C-unwind" fn(*mut pg_sys::XLogReaderState),
+    pub desc: unsafe extern "C-unwind" fn(pg_sys::StringInfo, *mut pg_sys::XLogReaderState),
+    pub identify: unsafe extern "C-unwind" fn(u8) -> *const std::ffi::c_char,
 }
-#[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
-pub unsafe fn register_custom_rmgr(id: u8, rmgr: &pg_sys::RmgrData) {
-    pg_sys::RegisterCustomRmgr(id, rmgr)
+
+/// `RegisterCustomRmgr` (PostgreSQL 15; 16 made its argument `const`). Call only while
+/// preloading; PostgreSQL copies the struct.
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+pub fn register_custom_rmgr(id: u8, name: &'static std::ffi::CStr, cb: RmgrCallbacks) {
+    let rmgr = pg_sys::RmgrData {
+        rm_name: name.as_ptr(),
+        rm_redo: Some(cb.redo),
+        rm_desc: Some(cb.desc),
+        rm_identify: Some(cb.identify),
+        rm_startup: None,
+        rm_cleanup: None,
+        rm_mask: None,
+        rm_decode: None,
+    };
+    // SAFETY: called from _PG_init while preloading, with a static name.
+    #[cfg(feature = "pg15")]
+    unsafe {
+        pg_sys::RegisterCustomRmgr(id, &rmgr as *const _ as *mut _);
+    }
+    // SAFETY: as above.
+    #[cfg(not(feature = "pg15"))]
+    unsafe {
+        pg_sys::RegisterCustomRmgr(id, &rmgr);
+    }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+pub fn register_custom_rmgr(_id: u8, _name: &'static std::ffi::CStr, cb: RmgrCallbacks) {
+    let _ = (cb.redo, cb.desc, cb.identify);
 }
 
 /// `XLogRegisterData`: PostgreSQL 18 takes `const void *` and an unsigned length.
-#[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17"))]
+#[cfg(not(feature = "pg18"))]
 pub unsafe fn xlog_register_data(data: &[u8]) {
     pg_sys::XLogRegisterData(data.as_ptr() as *mut _, data.len() as _)
 }
@@ -107,4 +135,10 @@ pub unsafe fn record_data<'a>(record: *mut pg_sys::XLogReaderState) -> (u8, &'a 
         )
     };
     (decoded.header.xl_info, data)
+}
+
+/// Never called on 13 and 14: nothing is registered there.
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+pub unsafe fn record_data<'a>(_record: *mut pg_sys::XLogReaderState) -> (u8, &'a [u8]) {
+    unreachable!("no custom WAL resource managers before PostgreSQL 15")
 }

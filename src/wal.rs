@@ -109,25 +109,15 @@ pub static WAL: PgAtomic<WalState> = unsafe { PgAtomic::new(c"snowflake_id wal")
 
 /// Registers the resource manager (only while preloading, before recovery can start).
 pub fn register() {
-    if !compat::HAS_CUSTOM_RMGR {
-        return;
-    }
-    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
-    {
-        let rmgr = pg_sys::RmgrData {
-            rm_name: c"snowflake_id".as_ptr(),
-            rm_redo: Some(redo),
-            rm_desc: Some(desc),
-            rm_identify: Some(identify),
-            rm_startup: None,
-            rm_cleanup: None,
-            rm_mask: None,
-            rm_decode: None,
-        };
-        // SAFETY: called from _PG_init while preloading; PostgreSQL copies the struct, and the
-        // name is a static string.
-        unsafe { compat::register_custom_rmgr(RMGR_ID, &rmgr) };
-    }
+    compat::register_custom_rmgr(
+        RMGR_ID,
+        c"snowflake_id",
+        compat::RmgrCallbacks {
+            redo,
+            desc,
+            identify,
+        },
+    );
 }
 
 /// Writes a ceiling record and waits until it is flushed here and, when
@@ -137,7 +127,6 @@ pub fn log_ceiling(record: CeilingRecord) {
     if !compat::HAS_CUSTOM_RMGR {
         return;
     }
-    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {
         let bytes = record.encode();
         // SAFETY: a backend outside recovery; the data outlives the insertion.
@@ -189,10 +178,12 @@ pub fn primary() -> Option<Writer> {
 /// Records the primary learnt from the copied state file, unless a replayed record told it.
 pub fn learn_primary(writer: Writer) {
     let w = WAL.get();
-    w.primary_sysid.store(writer.system_identifier, Relaxed);
-    let _ = w
-        .primary_node
-        .compare_exchange(0, writer.node_id as u32 + 1, Relaxed, Relaxed);
+    if w.primary_node
+        .compare_exchange(0, writer.node_id as u32 + 1, Relaxed, Relaxed)
+        .is_ok()
+    {
+        w.primary_sysid.store(writer.system_identifier, Relaxed);
+    }
 }
 
 /// (highest ceiling replayed, records replayed, highest ceiling logged, records logged).
@@ -206,7 +197,6 @@ pub fn counters() -> (u64, u64, u64, u64) {
     )
 }
 
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 fn read(record: *mut pg_sys::XLogReaderState) -> CeilingRecord {
     // SAFETY: PostgreSQL passes the record being replayed or described.
     let (info, data) = unsafe { compat::record_data(record) };
@@ -218,7 +208,6 @@ fn read(record: *mut pg_sys::XLogReaderState) -> CeilingRecord {
 }
 
 /// Replay: remember the primary and raise this server's floor.
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 #[pg_guard]
 unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     let rec = read(record);
@@ -230,7 +219,6 @@ unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     crate::shmem::raise_floor(rec.ceiling_ms);
 }
 
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 #[pg_guard]
 unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::XLogReaderState) {
     let rec = read(record);
@@ -244,7 +232,6 @@ unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::X
     pg_sys::appendStringInfoString(buf, c.as_ptr());
 }
 
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 #[pg_guard]
 unsafe extern "C-unwind" fn identify(info: u8) -> *const std::ffi::c_char {
     if info & !(pg_sys::XLR_INFO_MASK as u8) == XLOG_CEILING {

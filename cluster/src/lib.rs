@@ -13,7 +13,7 @@ mod node;
 mod pg;
 mod process;
 
-pub use mesh::{conflict_lines, mesh, replicating, wait_streaming, Engine};
+pub use mesh::{conflict_lines, mesh, wait_streaming, Engine};
 pub use node::{pg_dump, Node};
 pub use pg::Pg;
 pub use process::{

@@ -185,26 +185,6 @@ pub fn wait_streaming(engine: Engine, nodes: &[&Node], group: &str, timeout: Dur
     }
 }
 
-/// How many of `group`'s subscriptions on `node` are replicating now (pglogical: status
-/// `replicating`; native: an apply worker is running).
-pub fn replicating(engine: Engine, node: &Node, group: &str) -> (usize, usize) {
-    let sql = match engine {
-        Engine::Pglogical => format!(
-            "SELECT count(*) FILTER (WHERE status = 'replicating') || ' ' || count(*)
-             FROM pglogical.show_subscription_status() WHERE subscription_name LIKE '{group}\\_%'"
-        ),
-        Engine::Native => format!(
-            "SELECT count(*) FILTER (WHERE w.pid IS NOT NULL) || ' ' || count(*)
-             FROM pg_catalog.pg_subscription s
-             LEFT JOIN pg_catalog.pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL
-             WHERE s.subname LIKE '{group}\\_%'"
-        ),
-    };
-    let out = node.psql(&sql);
-    let mut it = out.split_whitespace().map(|x| x.parse().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
 fn sub_name(group: &str, to: usize, from: usize) -> String {
     format!("{group}_n{to}_from_n{from}")
 }

@@ -9,8 +9,8 @@
 pub mod clock;
 
 pub use snowflake_cluster::{
-    alive, as_postgres, children, conflict_lines, ensure_traversable, kill9, mesh, replicating,
-    wait_for, wait_streaming, Engine, Node, Pg,
+    alive, as_postgres, children, conflict_lines, ensure_traversable, kill9, mesh, wait_for,
+    wait_streaming, Engine, Node, Pg,
 };
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};

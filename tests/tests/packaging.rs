@@ -31,6 +31,16 @@ fn install_hint() -> String {
     )
 }
 
+/// The installed version of the extension in the connected database.
+fn extversion(c: &mut postgres::Client) -> String {
+    c.query_one(
+        "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
 /// The previous release: the newest install script frozen in sql/ below the current version.
 fn previous_release() -> String {
     let (_, installs) = sql_scripts();
@@ -635,13 +645,7 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
     node.start();
     let mut c = node.connect();
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
-    let v: String = c
-        .query_one(
-            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let v = extversion(&mut c);
     assert_eq!(v, version);
     let server_libdir: String = c
         .query_one(
@@ -847,13 +851,7 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
          INSERT INTO audit_log (note) SELECT 'before' FROM generate_series(1, 5000);"
     ))
     .unwrap();
-    let v: String = c
-        .query_one(
-            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let v = extversion(&mut c);
     assert_eq!(v, previous);
     let mut o = db(&node, "old");
     o.batch_execute(&format!(
@@ -872,13 +870,7 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     // The update, in the same session that has been using the functions.
     c.batch_execute("ALTER EXTENSION snowflake_id UPDATE")
         .unwrap();
-    let v: String = c
-        .query_one(
-            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let v = extversion(&mut c);
     assert_eq!(v, version);
 
     // The generator in shared memory carried on: no reset, IDs above every earlier one.
@@ -1056,14 +1048,7 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
         .unwrap()
         .get(0);
     assert_eq!(default, "snowflake_nextval()");
-    let v: String = d
-        .query_one(
-            "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(v, cargo_version());
+    assert_eq!(extversion(&mut d), cargo_version());
 
     // The fresh server issues its own IDs into the restored tables: its node id, no clash.
     d.batch_execute(
