@@ -7,7 +7,7 @@ set -euo pipefail
 PGRX_VERSION=0.18.0
 PACKAGES=(build-essential pkg-config libssl-dev clang libclang-dev sudo procps dpkg-dev binutils
           postgresql-15 postgresql-server-dev-15 postgresql-15-pglogical postgresql-15-pgtap
-          faketime gnuplot-nox)
+          faketime gnuplot-nox valgrind linux-perf)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

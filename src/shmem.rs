@@ -125,7 +125,7 @@ fn store(node: Option<u16>) -> &'static ServerStore {
 
 fn config() -> Config {
     Config {
-        max_drift_ms: guc::MAX_DRIFT_MS.get() as u64,
+        max_drift_ms: guc::max_drift_ms(),
         ceiling_lead_ms: DEFAULT_CEILING_LEAD_MS,
     }
 }

@@ -32,6 +32,12 @@ pub struct Params {
     pub cont_reps: u32,
     pub cont_n: i64,
     pub dup_n: i64,
+    /// Profile: seconds of `perf record` per generator.
+    pub prof_secs: u32,
+    /// Instructions: statements (N; 2N run too), calls in one bulk statement (N), generators.
+    pub ir_stmts: usize,
+    pub ir_calls: i64,
+    pub ir_gens: Vec<&'static str>,
 }
 
 impl Params {
@@ -54,6 +60,10 @@ impl Params {
                 cont_reps: 1,
                 cont_n: 200_000,
                 dup_n: 100_000,
+                prof_secs: 2,
+                ir_stmts: 200,
+                ir_calls: 10_000,
+                ir_gens: vec!["select1", "isn_weak", "noop_pgrx", "snowflake"],
             }
         } else {
             Params {
@@ -74,6 +84,19 @@ impl Params {
                 cont_reps: 3,
                 cont_n: 5_000_000,
                 dup_n: 1_000_000,
+                prof_secs: 10,
+                ir_stmts: 2_000,
+                ir_calls: 200_000,
+                ir_gens: vec![
+                    "select1",
+                    "isn_weak",
+                    "noop_pgrx_stable",
+                    "noop_pgrx",
+                    "snowflake",
+                    "random",
+                    "nextval",
+                    "uuidv7",
+                ],
             }
         }
     }
@@ -98,6 +121,18 @@ pub const GENS: &[Gen] = &[
         id: "isn_weak",
         label: "isn_weak() (no-op C function)",
         expr: "isn_weak()",
+        min_major: 0,
+    },
+    Gen {
+        id: "noop_pgrx",
+        label: "no-op #[pg_extern] of snowflake_id",
+        expr: "bench_noop_pgrx()",
+        min_major: 0,
+    },
+    Gen {
+        id: "noop_pgrx_stable",
+        label: "the same no-op declared STABLE",
+        expr: "bench_noop_pgrx_stable()",
         min_major: 0,
     },
     Gen {
@@ -215,7 +250,11 @@ impl Bench<'_> {
             "CREATE EXTENSION snowflake_id;\n\
              CREATE EXTENSION isn;\n\
              CREATE SEQUENCE bench_seq CACHE 1;\n\
-             CREATE UNLOGGED TABLE bench_dup (v bigint);\n",
+             CREATE UNLOGGED TABLE bench_dup (v bigint);\n\
+             CREATE FUNCTION bench_noop_pgrx() RETURNS bigint VOLATILE PARALLEL SAFE \
+             LANGUAGE c AS '$libdir/snowflake_id', 'snowflake_noop_wrapper';\n\
+             CREATE FUNCTION bench_noop_pgrx_stable() RETURNS bigint STABLE PARALLEL SAFE \
+             LANGUAGE c AS '$libdir/snowflake_id', 'snowflake_noop_wrapper';\n",
         );
         for (id, _, col, min) in KEYS {
             if self.major < *min {
@@ -319,6 +358,7 @@ impl Bench<'_> {
         let gens = self.gens(&[
             "snowflake",
             "isn_weak",
+            "noop_pgrx",
             "select1",
             "random",
             "nextval",
@@ -343,7 +383,14 @@ impl Bench<'_> {
     /// 2. Bulk: `SELECT count(x) FROM (SELECT <generator> AS x FROM generate_series(1, N)) s`
     ///    in a fresh backend; its CPU time from `/proc/<pid>/stat`, in pairs with the constant.
     pub fn bulk(&self) -> Vec<M> {
-        let gens = self.gens(&["select1", "snowflake", "isn_weak", "random", "uuidv7"]);
+        let gens = self.gens(&[
+            "select1",
+            "snowflake",
+            "isn_weak",
+            "noop_pgrx",
+            "random",
+            "uuidv7",
+        ]);
         let n = self.p.bulk_n;
         let mut out = Vec::new();
         let mut admin = self.client();
@@ -666,6 +713,166 @@ impl Bench<'_> {
         }
         exec(&mut admin, "TRUNCATE bench_dup");
         out
+    }
+}
+
+/// Where a profile's samples fall: (bucket, command, shared object; `None` matches any).
+const PROFILE_BUCKETS: &[(&str, Option<&str>, Option<&str>)] = &[
+    ("server_kernel", Some("postgres"), Some("[kernel.kallsyms]")),
+    ("server_postgres", Some("postgres"), Some("postgres")),
+    ("server_libc", Some("postgres"), Some("libc.so.6")),
+    ("server_vdso", Some("postgres"), Some("[vdso]")),
+    (
+        "server_snowflake_id",
+        Some("postgres"),
+        Some("snowflake_id.so"),
+    ),
+    ("server_isn", Some("postgres"), Some("isn.so")),
+    ("client", Some("pgbench"), None),
+    ("other", None, None),
+];
+
+impl Bench<'_> {
+    /// 1b. Profile of the round trip: `perf record -a` (cpu-clock sampling: a VM may have no
+    ///     hardware counters) while pgbench runs `SELECT <generator>;` as in case 1; the share
+    ///     of the samples in the kernel, PostgreSQL, the extension's library and the client.
+    pub fn profile(&self) -> Vec<M> {
+        let mut out = Vec::new();
+        for g in self.gens(&["snowflake", "noop_pgrx", "isn_weak"]) {
+            let f = self.script(&format!("prof_{}", g.id), &format!("SELECT {};\n", g.expr));
+            let data = self.work.join(format!("prof_{}.perf", g.id));
+            let secs = self.p.prof_secs;
+            let mut bench = Command::new(self.node.pg.bin("pgbench"))
+                .arg("-n")
+                .arg("-h")
+                .arg(&self.node.dir)
+                .args(["-p", &self.node.port.to_string(), "-U", "postgres"])
+                .args(["-c", "8", "-j", "2", "-T", &(secs + 2).to_string()])
+                .arg("-f")
+                .arg(&f)
+                .arg("postgres")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run pgbench: {e}"));
+            // Sample the steady state: the clients are connected after the first second.
+            thread::sleep(Duration::from_secs(1));
+            let rec = Command::new("perf")
+                .args(["record", "-e", "cpu-clock", "-F", "999", "-a", "-q", "-o"])
+                .arg(&data)
+                .args(["--", "sleep", &secs.to_string()])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run perf (apt-get install linux-perf): {e}"));
+            let status = bench.wait().expect("pgbench");
+            assert!(status.success(), "pgbench -f {} failed", f.display());
+            if !rec.status.success() {
+                panic!(
+                    "perf record failed: {}",
+                    String::from_utf8_lossy(&rec.stderr)
+                );
+            }
+            let rep = Command::new("perf")
+                .args([
+                    "report",
+                    "--no-children",
+                    "-g",
+                    "none",
+                    "--sort",
+                    "comm,dso",
+                ])
+                .args(["--stdio", "--percent-limit", "0", "-i"])
+                .arg(&data)
+                .output()
+                .expect("perf report");
+            let text = String::from_utf8_lossy(&rep.stdout);
+            let mut shares = vec![0.0; PROFILE_BUCKETS.len()];
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                let mut it = line.split_whitespace();
+                let (Some(pct), Some(comm), Some(dso)) = (it.next(), it.next(), it.next()) else {
+                    continue;
+                };
+                let Ok(pct) = pct.trim_end_matches('%').parse::<f64>() else {
+                    continue;
+                };
+                let i = PROFILE_BUCKETS
+                    .iter()
+                    .position(|(_, c, d)| c.is_none_or(|c| comm == c) && d.is_none_or(|d| dso == d))
+                    .expect("the last bucket takes any sample");
+                shares[i] += pct;
+            }
+            let _ = std::fs::remove_file(&data);
+            let mut line = format!("   {}:", g.id);
+            for ((bucket, _, _), v) in PROFILE_BUCKETS.iter().zip(&shares) {
+                out.push(M::new("profile", g.id, 1, &format!("pct_{bucket}"), *v));
+                if *v > 0.0 {
+                    line.push_str(&format!(" {bucket} {v:.2}%"));
+                }
+            }
+            println!("{line}");
+        }
+        out
+    }
+
+    /// 6. Instructions, exactly repeatable where time is not: callgrind on a single-user backend
+    ///    (`postgres --single`, so the server must be stopped) running the work N and 2N times;
+    ///    (Ir(2N) - Ir(N)) / N is the cost of one more statement (`SELECT <generator>;`: parse,
+    ///    plan, execute, print, no client protocol) or of one more call in a bulk statement.
+    ///    User-space instructions only: system calls (socket I/O, /dev/urandom) are not counted.
+    pub fn instructions(&self) -> Vec<M> {
+        let mut out = Vec::new();
+        for g in self.gens(&self.p.ir_gens) {
+            let n = self.p.ir_stmts;
+            let stmt = format!("SELECT {};\n", g.expr);
+            let a = self.callgrind(&format!("ir_{}_stmt_1", g.id), &stmt.repeat(n));
+            let b = self.callgrind(&format!("ir_{}_stmt_2", g.id), &stmt.repeat(2 * n));
+            let per_stmt = (b as f64 - a as f64) / n as f64;
+            let n = self.p.ir_calls;
+            let bulk = |n: i64| {
+                format!(
+                    "SELECT count(x) FROM (SELECT {} AS x FROM generate_series(1, {n})) s;\n",
+                    g.expr
+                )
+            };
+            let a = self.callgrind(&format!("ir_{}_bulk_1", g.id), &bulk(n));
+            let b = self.callgrind(&format!("ir_{}_bulk_2", g.id), &bulk(2 * n));
+            let per_call = (b as f64 - a as f64) / n as f64;
+            out.push(M::new("instructions", g.id, 1, "ir_per_stmt", per_stmt));
+            out.push(M::new("instructions", g.id, 1, "ir_per_call", per_call));
+            println!(
+                "   {}: {per_stmt:.1} instructions per statement, {per_call:.1} per call",
+                g.id
+            );
+        }
+        out
+    }
+
+    /// Instructions (Ir) that a single-user backend executes for the statements in `sql`.
+    fn callgrind(&self, name: &str, sql: &str) -> u64 {
+        let file = self.script(name, sql);
+        let stdin = std::fs::File::open(&file)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", file.display()));
+        let out = snowflake_cluster::as_postgres("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(self.node.pg.bin("postgres"))
+            .arg("--single")
+            .arg("-D")
+            .arg(self.node.data())
+            .arg("postgres")
+            .stdin(stdin)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run valgrind (apt-get install valgrind): {e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || stdout.contains("ERROR:") {
+            panic!(
+                "postgres --single under callgrind failed ({}) on {}:\n{stdout}\n{err}",
+                out.status,
+                file.display()
+            );
+        }
+        err.lines()
+            .find_map(|l| l.split_once("Collected :").map(|x| x.1.trim().to_string()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("callgrind reported no instruction count:\n{err}"))
     }
 }
 

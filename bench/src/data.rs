@@ -40,11 +40,13 @@ pub struct Sample {
 
 pub const CASES: &[&str] = &[
     "roundtrip",
+    "profile",
     "bulk",
     "sustained",
     "inserts",
     "growth",
     "contention",
+    "instructions",
 ];
 
 pub fn write_case(dir: &Path, case: &str, rows: &[M]) {

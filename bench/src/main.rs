@@ -1,13 +1,14 @@
 //! `snowbench`: the benchmark of snowflake_id on every tested PostgreSQL major (issue 13).
 //!
 //! ```text
-//! cargo run --release -p snowflake_bench -- [--pg-config P]... [--quick] [--out DIR] [--report-only]
+//! cargo run --release -p snowflake_bench -- [--pg-config P]... [--quick] [--out DIR] [--report-only] [--readme]
 //! ```
 //! For each install (default: /usr/bin/pg_config and target/pg18's) it starts its own server
 //! through the cluster tool (library preloaded, node id 1, port 27400 + major), runs the cases,
 //! writes one CSV per case into `DIR/pg<major>/`, then renders `DIR/RESULTS.md` and the charts
 //! from those files and evaluates the targets (a table of data in `targets.rs`). `--quick` is a
 //! smoke test of the benchmark (a few minutes, `target/bench-quick`), which assesses no target.
+//! `--readme` writes a full run's per-major results into README.md's marked block.
 
 mod cases;
 mod data;
@@ -44,6 +45,9 @@ struct Cli {
     /// Only render RESULTS.md and the charts from the CSV files already in --out
     #[arg(long)]
     report_only: bool,
+    /// Also write the results of a full run into README.md's results block
+    #[arg(long)]
+    readme: bool,
 }
 
 fn root() -> PathBuf {
@@ -192,6 +196,7 @@ fn run_major(pg: &Pg, out: &Path, p: &Params, port_base: u16) -> Result<String, 
     let samples_ref = &mut samples;
     let cases: Vec<Case> = vec![
         ("roundtrip", Box::new(|| b.roundtrip())),
+        ("profile", Box::new(|| b.profile())),
         ("bulk", Box::new(|| b.bulk())),
         ("sustained", Box::new(|| b.sustained(samples_ref))),
         ("inserts", Box::new(|| b.inserts())),
@@ -215,6 +220,12 @@ fn run_major(pg: &Pg, out: &Path, p: &Params, port_base: u16) -> Result<String, 
         .map(|r| r.get(0))
         .map_err(|e| e.to_string())?;
     node.stop();
+    // A single-user backend needs the server stopped.
+    let tc = Instant::now();
+    println!("== {name}: instructions (callgrind, postgres --single)");
+    let rows = b.instructions();
+    data::write_case(&dir, "instructions", &rows);
+    println!("   ({:.0} s)", tc.elapsed().as_secs_f64());
 
     let mut meta: Vec<(String, String)> = vec![
         ("major".into(), pg.major.to_string()),
@@ -233,7 +244,8 @@ fn run_major(pg: &Pg, out: &Path, p: &Params, port_base: u16) -> Result<String, 
             "params".into(),
             format!(
                 "round trip {} pairs of -T {}; bulk {} pairs of {} IDs; sustained {}; inserts {} pairs of -T {}; \
-                 growth {} rows in batches of {}; contention {} runs of {} IDs per backend, duplicate check {} per backend",
+                 growth {} rows in batches of {}; contention {} runs of {} IDs per backend, duplicate check {} per backend; \
+                 instructions {} and {} statements, {} and {} calls",
                 p.rt_pairs,
                 p.rt_secs,
                 p.bulk_pairs,
@@ -249,7 +261,11 @@ fn run_major(pg: &Pg, out: &Path, p: &Params, port_base: u16) -> Result<String, 
                 p.grow_batch,
                 p.cont_reps,
                 p.cont_n,
-                p.dup_n
+                p.dup_n,
+                p.ir_stmts,
+                2 * p.ir_stmts,
+                p.ir_calls,
+                2 * p.ir_calls
             ),
         ),
     ];
@@ -320,14 +336,39 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let mut ok = true;
     for m in &majors {
         if let Err(e) = report::charts(&out.join(m)) {
             eprintln!("warning: charts of {m}: {e}");
         }
     }
+    let mut ok = true;
     let md = report::results_md(&out, &majors, cli.quick);
     data::write(&out.join("RESULTS.md"), &md);
+    if cli.readme {
+        let any_quick = majors
+            .iter()
+            .any(|m| data::meta_get(&data::read_meta(&out.join(m)), "quick") == "true");
+        let rel = out
+            .strip_prefix(&root)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| out.display().to_string());
+        let path = root.join("README.md");
+        let done = if any_quick {
+            Err("quick-mode figures do not go into the README".to_string())
+        } else {
+            fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| report::splice_readme(&t, &report::readme_block(&out, &rel, &majors)))
+                .map(|t| data::write(&path, &t))
+        };
+        match done {
+            Ok(()) => println!("== README.md: results block rewritten"),
+            Err(e) => {
+                eprintln!("error: README.md not written: {e}");
+                ok = false;
+            }
+        }
+    }
     println!("\n== targets");
     for m in &majors {
         let dir = out.join(m);

@@ -129,6 +129,45 @@ pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
         );
     }
 
+    if let Some(v) = d.get("rt.tps.noop_pgrx/isn_weak") {
+        let _ = writeln!(
+            w,
+            "\nThe call wrapper alone: no-op `#[pg_extern]` / `isn_weak()`, tps (paired median): {}.",
+            f(*v, 3)
+        );
+    }
+
+    if ms.iter().any(|x| x.case == "profile") {
+        let _ = writeln!(
+            w,
+            "\n### Profile of the round trip: `perf record -a -e cpu-clock` during pgbench (as above)\n\n\
+             Share of all CPU samples of the machine, by process and shared object. The server's \
+             kernel time is the socket I/O and scheduling of each round trip.\n\n\
+             | generator | server: kernel | server: postgres | server: libc | server: vdso | \
+             server: snowflake_id.so | server: isn.so | client (pgbench) | other |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for g in GENS {
+            let v = |b: &str| med(&ms, "profile", g.id, &format!("pct_{b}"));
+            if !v("server_postgres").is_finite() {
+                continue;
+            }
+            let _ = writeln!(
+                w,
+                "| {} | {}% | {}% | {}% | {}% | {}% | {}% | {}% | {}% |",
+                g.label,
+                f(v("server_kernel"), 2),
+                f(v("server_postgres"), 2),
+                f(v("server_libc"), 2),
+                f(v("server_vdso"), 2),
+                f(v("server_snowflake_id"), 2),
+                f(v("server_isn"), 2),
+                f(v("client"), 2),
+                f(v("other"), 2)
+            );
+        }
+    }
+
     let n = med(&ms, "bulk", "select1", "ids");
     let waits: f64 = series(&ms, "bulk", "snowflake", "drift_waits")
         .iter()
@@ -307,6 +346,38 @@ pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
         dups(2),
         dups(8)
     );
+    if ms.iter().any(|x| x.case == "instructions") {
+        let _ = writeln!(
+            w,
+            "### Instructions: callgrind on a single-user backend (`postgres --single`)\n\n\
+             Exactly repeatable, unlike time on a shared VM: the same work run N and 2N times, \
+             (Ir(2N) - Ir(N)) / N. Per statement: one more `SELECT <generator>;` (parse, plan, execute, \
+             print; no client protocol). Per call: one more value in the bulk statement. User-space \
+             instructions only: system calls (socket I/O, uuidv7()'s /dev/urandom read) are not in them.\n\n\
+             | generator | per statement | net of `SELECT 1` | per call in bulk | net of the constant |\n\
+             |---|---:|---:|---:|---:|"
+        );
+        for g in GENS {
+            let Some(stmt) = d.get(&format!("ir.stmt.{}", g.id)) else {
+                continue;
+            };
+            let get = |k: &str| {
+                d.get(&format!("ir.{k}.{}", g.id))
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} |",
+                g.label,
+                f(*stmt, 1),
+                f(get("stmt_net"), 1),
+                f(get("call"), 1),
+                f(get("call_net"), 1)
+            );
+        }
+        let _ = writeln!(w);
+    }
     for (png, title) in [
         ("roundtrip.png", "round trip"),
         ("sustained.png", "sustained"),
@@ -335,6 +406,110 @@ pub fn results_md(out: &Path, majors: &[String], quick: bool) -> String {
         s.push_str(&major_section(&out.join(m), m, quick));
     }
     s
+}
+
+pub const README_BEGIN: &str = "<!-- snowbench results: begin (written by snowbench --readme) -->";
+pub const README_END: &str = "<!-- snowbench results: end -->";
+
+/// The README's results: per major, the run (date, machine, commit), its targets table, the
+/// instruction counts and the charts, from the CSV files under `out` (`rel`: `out` from the
+/// README).
+pub fn readme_block(out: &Path, rel: &str, majors: &[String]) -> String {
+    let mut s = format!("{README_BEGIN}\n");
+    let w = &mut s;
+    for name in majors {
+        let dir = out.join(name);
+        let meta = data::read_meta(&dir);
+        let ms = data::read_all(&dir);
+        let major: u32 = meta_get(&meta, "major").parse().unwrap_or(0);
+        let d = derive(&ms);
+        let m = |k: &str| meta_get(&meta, k).to_string();
+        let _ = writeln!(
+            w,
+            "#### PostgreSQL {major}\n\n{}, {} to {} ({} min); commit `{}`; {}, {} cores, {} RAM, Linux {}; \
+             load average {} before, {} after; uuidv7() random source: {}. All tables: \
+             [{rel}/RESULTS.md]({rel}/RESULTS.md#postgresql-{major}).\n\n\
+             | target | measured | target | |\n|---|---:|---:|---|",
+            m("version"),
+            m("start"),
+            m("end"),
+            m("minutes"),
+            m("commit"),
+            m("cpu"),
+            m("cores"),
+            m("memory"),
+            m("kernel"),
+            m("load_before"),
+            m("load_after"),
+            m("random_source"),
+        );
+        let quick = m("quick") == "true";
+        for v in evaluate(major, &d) {
+            let verdict = if quick {
+                "not assessed (quick mode)"
+            } else if v.met {
+                "**met**"
+            } else {
+                "**not met**"
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} {} | {verdict} |",
+                v.target.name,
+                f(v.value, 3),
+                v.target.cmp.sign(),
+                v.target.threshold
+            );
+        }
+        let ir = |k: &str| d.get(k).copied().unwrap_or(f64::NAN);
+        let _ = writeln!(
+            w,
+            "\nInstructions per call in bulk, net of the constant (callgrind): snowflake_nextval() {}, \
+             no-op `#[pg_extern]` {}, isn_weak() {}; per `SELECT <generator>;` statement net of `SELECT 1`: \
+             {}, {}, {}. Round trip, no-op `#[pg_extern]` / isn_weak() tps: {}.\n",
+            f(ir("ir.call_net.snowflake"), 1),
+            f(ir("ir.call_net.noop_pgrx"), 1),
+            f(ir("ir.call_net.isn_weak"), 1),
+            f(ir("ir.stmt_net.snowflake"), 1),
+            f(ir("ir.stmt_net.noop_pgrx"), 1),
+            f(ir("ir.stmt_net.isn_weak"), 1),
+            f(ir("rt.tps.noop_pgrx/isn_weak"), 3),
+        );
+        let prof = |g: &str, b: &str| {
+            data::value(&ms, "profile", g, 1, &format!("pct_{b}")).unwrap_or(f64::NAN)
+        };
+        let _ = writeln!(
+            w,
+            "Round-trip profile (`perf`, share of the machine's CPU samples): snowflake_id.so {}% \
+             with snowflake_nextval(), {}% with the no-op `#[pg_extern]`; isn.so {}% with isn_weak(); \
+             kernel (server) {}%, PostgreSQL {}%, client {}% with snowflake_nextval().\n",
+            f(prof("snowflake", "server_snowflake_id"), 2),
+            f(prof("noop_pgrx", "server_snowflake_id"), 2),
+            f(prof("isn_weak", "server_isn"), 2),
+            f(prof("snowflake", "server_kernel"), 1),
+            f(prof("snowflake", "server_postgres"), 1),
+            f(prof("snowflake", "client"), 1),
+        );
+        for png in ["roundtrip.png", "sustained.png", "growth.png"] {
+            if dir.join(png).exists() {
+                let _ = writeln!(w, "![{png}, PostgreSQL {major}]({rel}/{name}/{png})\n");
+            }
+        }
+    }
+    s.push_str(README_END);
+    s
+}
+
+/// `readme` with its results block replaced by `block` (an error if it has no such block).
+pub fn splice_readme(readme: &str, block: &str) -> Result<String, String> {
+    let a = readme
+        .find(README_BEGIN)
+        .ok_or("README.md has no snowbench results block")?;
+    let b = readme[a..]
+        .find(README_END)
+        .map(|i| a + i + README_END.len())
+        .ok_or("README.md's snowbench results block has no end")?;
+    Ok(format!("{}{block}{}", &readme[..a], &readme[b..]))
 }
 
 fn gnuplot(dir: &Path, script: &str) -> Result<(), String> {
@@ -475,4 +650,19 @@ pub fn charts(dir: &Path) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_the_block() {
+        let readme = format!("intro\n{README_BEGIN}\nold figures\n{README_END}\nafter\n");
+        let block = format!("{README_BEGIN}\nnew\n{README_END}");
+        let out = splice_readme(&readme, &block).unwrap();
+        assert_eq!(out, format!("intro\n{block}\nafter\n"));
+        assert!(splice_readme("no block here", &block).is_err());
+        assert!(splice_readme(&format!("x {README_BEGIN} y"), &block).is_err());
+    }
 }

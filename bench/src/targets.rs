@@ -173,7 +173,14 @@ fn bulk_net(ms: &[M], g: &str) -> Vec<(u32, f64)> {
 /// Every figure the targets and the report's summary use, by name.
 pub fn derive(ms: &[M]) -> BTreeMap<String, f64> {
     let mut d = BTreeMap::new();
-    for g in ["isn_weak", "select1", "random", "nextval", "uuidv7"] {
+    for g in [
+        "isn_weak",
+        "noop_pgrx",
+        "select1",
+        "random",
+        "nextval",
+        "uuidv7",
+    ] {
         if series(ms, "roundtrip", g, "tps").is_empty() {
             continue;
         }
@@ -186,7 +193,15 @@ pub fn derive(ms: &[M]) -> BTreeMap<String, f64> {
             paired(ms, "roundtrip", "snowflake", g, "cpu_us", |a, b| b / a),
         );
     }
-    for g in ["snowflake", "isn_weak", "random", "uuidv7"] {
+    if !series(ms, "roundtrip", "noop_pgrx", "tps").is_empty() {
+        d.insert(
+            "rt.tps.noop_pgrx/isn_weak".into(),
+            paired(ms, "roundtrip", "noop_pgrx", "isn_weak", "tps", |a, b| {
+                a / b
+            }),
+        );
+    }
+    for g in ["snowflake", "isn_weak", "noop_pgrx", "random", "uuidv7"] {
         let net = bulk_net(ms, g);
         if net.is_empty() {
             continue;
@@ -262,6 +277,16 @@ pub fn derive(ms: &[M]) -> BTreeMap<String, f64> {
         }
         if let Some(v) = value(ms, "contention", "snowflake", 1, &format!("duplicates_{b}")) {
             d.insert(format!("cont.duplicates_{b}"), v);
+        }
+    }
+    // Instructions: net of the constant `1`, per statement and per call.
+    let ir = |g: &str, metric: &str| value(ms, "instructions", g, 1, metric);
+    for g in crate::cases::GENS {
+        for (metric, key) in [("ir_per_stmt", "stmt"), ("ir_per_call", "call")] {
+            if let (Some(v), Some(base)) = (ir(g.id, metric), ir("select1", metric)) {
+                d.insert(format!("ir.{key}.{}", g.id), v);
+                d.insert(format!("ir.{key}_net.{}", g.id), v - base);
+            }
         }
     }
     d
