@@ -32,6 +32,8 @@ pub struct Params {
     pub cont_reps: u32,
     pub cont_n: i64,
     pub dup_n: i64,
+    /// Round trip, interleaved with snowflake_nextval(): pgbench `-T` per reference.
+    pub il_secs: u32,
     /// Profile: seconds of `perf record` per generator.
     pub prof_secs: u32,
     /// Instructions: statements (N; 2N run too), calls in one bulk statement (N), generators.
@@ -60,6 +62,7 @@ impl Params {
                 cont_reps: 1,
                 cont_n: 200_000,
                 dup_n: 100_000,
+                il_secs: 2,
                 prof_secs: 2,
                 ir_stmts: 200,
                 ir_calls: 10_000,
@@ -84,6 +87,7 @@ impl Params {
                 cont_reps: 3,
                 cont_n: 5_000_000,
                 dup_n: 1_000_000,
+                il_secs: 20,
                 prof_secs: 10,
                 ir_stmts: 2_000,
                 ir_calls: 200_000,
@@ -377,7 +381,80 @@ impl Bench<'_> {
             }
             println!("{line}");
         }
+        // Interleaved: one client alternating at random between snowflake_nextval() and a
+        // reference within one run, so the VM's drift falls on both alike; the ratio of their
+        // mean round-trip latencies (from pgbench's per-transaction log) is a rate ratio.
+        let sf = self.script("rt_snowflake", "SELECT snowflake_nextval();\n");
+        for g in gens.iter().filter(|g| g.id != "snowflake") {
+            let f = self.script(&format!("rt_{}", g.id), &format!("SELECT {};\n", g.expr));
+            let lat = self.interleaved(&[&sf, &f], self.p.il_secs);
+            out.push(M::new("roundtrip", g.id, 1, "il_us_snowflake", lat[0]));
+            out.push(M::new("roundtrip", g.id, 1, "il_us", lat[1]));
+            println!(
+                "   interleaved, 1 client: snowflake {:.2} µs, {} {:.2} µs per round trip",
+                lat[0], g.id, lat[1]
+            );
+        }
         out
+    }
+
+    /// Mean latency (µs) of each script when one pgbench client picks among `scripts` at random
+    /// (equal weights) for `secs`, from pgbench's per-transaction log (`-l`).
+    fn interleaved(&self, scripts: &[&Path], secs: u32) -> Vec<f64> {
+        let prefix = self.work.join("il_log");
+        for e in std::fs::read_dir(&self.work).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("il_log.") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let mut cmd = Command::new(self.node.pg.bin("pgbench"));
+        cmd.arg("-n")
+            .arg("-h")
+            .arg(&self.node.dir)
+            .args(["-p", &self.node.port.to_string(), "-U", "postgres"])
+            .args(["-c", "1", "-j", "1", "-T", &secs.to_string(), "-l"])
+            .arg(format!("--log-prefix={}", prefix.display()));
+        for s in scripts {
+            cmd.arg("-f").arg(format!("{}@1", s.display()));
+        }
+        let out = cmd
+            .arg("postgres")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pgbench: {e}"));
+        if !out.status.success() {
+            panic!(
+                "interleaved pgbench failed ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // Log lines: client_id transaction_no time_us script_no epoch epoch_us [...].
+        let (mut sum, mut n) = (vec![0.0; scripts.len()], vec![0u64; scripts.len()]);
+        for e in std::fs::read_dir(&self.work).into_iter().flatten().flatten() {
+            if !e.file_name().to_string_lossy().starts_with("il_log.") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).expect("pgbench log");
+            for l in text.lines() {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (Some(us), Some(script)) = (
+                    f.get(2).and_then(|v| v.parse::<f64>().ok()),
+                    f.get(3).and_then(|v| v.parse::<usize>().ok()),
+                ) else {
+                    continue;
+                };
+                if script < scripts.len() {
+                    sum[script] += us;
+                    n[script] += 1;
+                }
+            }
+        }
+        assert!(
+            n.iter().all(|&k| k > 100),
+            "pgbench logged too few transactions per script: {n:?}"
+        );
+        sum.iter().zip(&n).map(|(s, k)| s / *k as f64).collect()
     }
 
     /// 2. Bulk: `SELECT count(x) FROM (SELECT <generator> AS x FROM generate_series(1, N)) s`

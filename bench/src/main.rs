@@ -240,14 +240,16 @@ fn run_major(pg: &Pg, out: &Path, p: &Params, port_base: u16) -> Result<String, 
         ("quick".into(), p.quick.to_string()),
         ("rt_secs".into(), p.rt_secs.to_string()),
         ("ins_secs".into(), p.ins_secs.to_string()),
+        ("il_secs".into(), p.il_secs.to_string()),
         (
             "params".into(),
             format!(
-                "round trip {} pairs of -T {}; bulk {} pairs of {} IDs; sustained {}; inserts {} pairs of -T {}; \
+                "round trip {} pairs of -T {}, interleaved -T {} per reference; bulk {} pairs of {} IDs; sustained {}; inserts {} pairs of -T {}; \
                  growth {} rows in batches of {}; contention {} runs of {} IDs per backend, duplicate check {} per backend; \
                  instructions {} and {} statements, {} and {} calls",
                 p.rt_pairs,
                 p.rt_secs,
+                p.il_secs,
                 p.bulk_pairs,
                 p.bulk_n,
                 p.sustained

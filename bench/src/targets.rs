@@ -188,6 +188,12 @@ pub fn derive(ms: &[M]) -> BTreeMap<String, f64> {
             format!("rt.tps.snowflake/{g}"),
             paired(ms, "roundtrip", "snowflake", g, "tps", |a, b| a / b),
         );
+        if let (Some(a), Some(b)) = (
+            value(ms, "roundtrip", g, 1, "il_us"),
+            value(ms, "roundtrip", g, 1, "il_us_snowflake"),
+        ) {
+            d.insert(format!("rt.il.snowflake/{g}"), a / b);
+        }
         d.insert(
             format!("rt.cpu.snowflake/{g}"),
             paired(ms, "roundtrip", "snowflake", g, "cpu_us", |a, b| b / a),
