@@ -402,7 +402,11 @@ impl Bench<'_> {
     /// (equal weights) for `secs`, from pgbench's per-transaction log (`-l`).
     fn interleaved(&self, scripts: &[&Path], secs: u32) -> Vec<f64> {
         let prefix = self.work.join("il_log");
-        for e in std::fs::read_dir(&self.work).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(&self.work)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if e.file_name().to_string_lossy().starts_with("il_log.") {
                 let _ = std::fs::remove_file(e.path());
             }
@@ -431,7 +435,11 @@ impl Bench<'_> {
         }
         // Log lines: client_id transaction_no time_us script_no epoch epoch_us [...].
         let (mut sum, mut n) = (vec![0.0; scripts.len()], vec![0u64; scripts.len()]);
-        for e in std::fs::read_dir(&self.work).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(&self.work)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if !e.file_name().to_string_lossy().starts_with("il_log.") {
                 continue;
             }
