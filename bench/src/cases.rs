@@ -165,6 +165,17 @@ pub const GENS: &[Gen] = &[
     },
 ];
 
+/// The generators of the round trip: snowflake_nextval() and its references.
+pub const RT_GENS: &[&str] = &[
+    "snowflake",
+    "isn_weak",
+    "noop_pgrx",
+    "select1",
+    "random",
+    "nextval",
+    "uuidv7",
+];
+
 pub fn gen(id: &str) -> &'static Gen {
     GENS.iter()
         .find(|g| g.id == id)
@@ -307,26 +318,28 @@ impl Bench<'_> {
         path
     }
 
+    /// pgbench without vacuum over the server's Unix socket into database postgres, with
+    /// `-c clients -j threads -T secs`; the caller adds the scripts.
+    fn pgbench_cmd(&self, clients: u32, threads: u32, secs: u32) -> Command {
+        let mut c = Command::new(self.node.pg.bin("pgbench"));
+        c.arg("-n")
+            .arg("-h")
+            .arg(&self.node.dir)
+            .args(["-p", &self.node.port.to_string(), "-U", "postgres"])
+            .args(["-c", &clients.to_string(), "-j", &threads.to_string()])
+            .args(["-T", &secs.to_string()])
+            .env("PGDATABASE", "postgres");
+        c
+    }
+
     /// pgbench `-T secs -c clients -j 2 -f file` over the Unix socket: (tps, transactions,
     /// server CPU µs per transaction from the postmaster's reaped children's time).
     fn pgbench(&self, file: &Path, clients: u32, secs: u32) -> (f64, f64, f64) {
         let c0 = self.postmaster_ticks();
-        let out = Command::new(self.node.pg.bin("pgbench"))
-            .arg("-n")
-            .arg("-h")
-            .arg(&self.node.dir)
-            .args(["-p", &self.node.port.to_string(), "-U", "postgres"])
-            .args([
-                "-c",
-                &clients.to_string(),
-                "-j",
-                "2",
-                "-T",
-                &secs.to_string(),
-            ])
+        let out = self
+            .pgbench_cmd(clients, 2, secs)
             .arg("-f")
             .arg(file)
-            .arg("postgres")
             .output()
             .unwrap_or_else(|e| panic!("cannot run pgbench: {e}"));
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -359,15 +372,7 @@ impl Bench<'_> {
     /// 1. Round trip: `SELECT <generator>;` by pgbench, 8 clients, in pairs (the generators
     ///    back to back, their order rotated from pair to pair).
     pub fn roundtrip(&self) -> Vec<M> {
-        let gens = self.gens(&[
-            "snowflake",
-            "isn_weak",
-            "noop_pgrx",
-            "select1",
-            "random",
-            "nextval",
-            "uuidv7",
-        ]);
+        let gens = self.gens(RT_GENS);
         let mut out = Vec::new();
         for pair in 1..=self.p.rt_pairs {
             let mut line = format!("   pair {pair}:");
@@ -411,18 +416,13 @@ impl Bench<'_> {
                 let _ = std::fs::remove_file(e.path());
             }
         }
-        let mut cmd = Command::new(self.node.pg.bin("pgbench"));
-        cmd.arg("-n")
-            .arg("-h")
-            .arg(&self.node.dir)
-            .args(["-p", &self.node.port.to_string(), "-U", "postgres"])
-            .args(["-c", "1", "-j", "1", "-T", &secs.to_string(), "-l"])
+        let mut cmd = self.pgbench_cmd(1, 1, secs);
+        cmd.arg("-l")
             .arg(format!("--log-prefix={}", prefix.display()));
         for s in scripts {
             cmd.arg("-f").arg(format!("{}@1", s.display()));
         }
         let out = cmd
-            .arg("postgres")
             .output()
             .unwrap_or_else(|e| panic!("cannot run pgbench: {e}"));
         if !out.status.success() {
@@ -827,15 +827,10 @@ impl Bench<'_> {
             let f = self.script(&format!("prof_{}", g.id), &format!("SELECT {};\n", g.expr));
             let data = self.work.join(format!("prof_{}.perf", g.id));
             let secs = self.p.prof_secs;
-            let mut bench = Command::new(self.node.pg.bin("pgbench"))
-                .arg("-n")
-                .arg("-h")
-                .arg(&self.node.dir)
-                .args(["-p", &self.node.port.to_string(), "-U", "postgres"])
-                .args(["-c", "8", "-j", "2", "-T", &(secs + 2).to_string()])
+            let mut bench = self
+                .pgbench_cmd(8, 2, secs + 2)
                 .arg("-f")
                 .arg(&f)
-                .arg("postgres")
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run pgbench: {e}"));

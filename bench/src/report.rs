@@ -3,6 +3,7 @@
 use crate::cases::{gen, key_label, GENS, KEYS};
 use crate::data::{self, median, meta_get, series, Sample, M};
 use crate::targets::{derive, evaluate};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -43,6 +44,28 @@ fn fmt_int(v: f64) -> String {
     }
 }
 
+/// The targets of one major with their figures and verdicts, as a Markdown table.
+fn targets_table(w: &mut String, major: u32, d: &BTreeMap<String, f64>, quick: bool) {
+    let _ = writeln!(w, "| target | measured | target | |\n|---|---:|---:|---|");
+    for v in evaluate(major, d) {
+        let verdict = if quick {
+            "not assessed in quick mode"
+        } else if v.met {
+            "**met**"
+        } else {
+            "**not met**"
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} {} | {verdict} |",
+            v.target.name,
+            f(v.value, 3),
+            v.target.cmp.sign(),
+            v.target.threshold
+        );
+    }
+}
+
 /// The section of one major: `dir` holds its CSV files; `rel` is its path from RESULTS.md.
 pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
     let meta = data::read_meta(dir);
@@ -75,27 +98,8 @@ pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
         m("params"),
     );
 
-    let _ = writeln!(
-        w,
-        "### Targets\n\n| target | measured | target | |\n|---|---:|---:|---|"
-    );
-    for v in evaluate(major, &d) {
-        let verdict = if quick {
-            "not assessed in quick mode"
-        } else if v.met {
-            "**met**"
-        } else {
-            "**not met**"
-        };
-        let _ = writeln!(
-            w,
-            "| {} | {} | {} {} | {verdict} |",
-            v.target.name,
-            f(v.value, 3),
-            v.target.cmp.sign(),
-            v.target.threshold
-        );
-    }
+    let _ = writeln!(w, "### Targets\n");
+    targets_table(w, major, &d, quick);
 
     let pairs = series(&ms, "roundtrip", "snowflake", "tps").len();
     let _ = writeln!(
@@ -446,8 +450,7 @@ pub fn readme_block(out: &Path, rel: &str, majors: &[String]) -> String {
             w,
             "#### PostgreSQL {major}\n\n{}, {} to {} ({} min); commit `{}`; {}, {} cores, {} RAM, Linux {}; \
              load average {} before, {} after; uuidv7() random source: {}. All tables: \
-             [{rel}/RESULTS.md]({rel}/RESULTS.md#postgresql-{major}).\n\n\
-             | target | measured | target | |\n|---|---:|---:|---|",
+             [{rel}/RESULTS.md]({rel}/RESULTS.md#postgresql-{major}).\n",
             m("version"),
             m("start"),
             m("end"),
@@ -461,24 +464,7 @@ pub fn readme_block(out: &Path, rel: &str, majors: &[String]) -> String {
             m("load_after"),
             m("random_source"),
         );
-        let quick = m("quick") == "true";
-        for v in evaluate(major, &d) {
-            let verdict = if quick {
-                "not assessed (quick mode)"
-            } else if v.met {
-                "**met**"
-            } else {
-                "**not met**"
-            };
-            let _ = writeln!(
-                w,
-                "| {} | {} | {} {} | {verdict} |",
-                v.target.name,
-                f(v.value, 3),
-                v.target.cmp.sign(),
-                v.target.threshold
-            );
-        }
+        targets_table(w, major, &d, m("quick") == "true");
         let ir = |k: &str| d.get(k).copied().unwrap_or(f64::NAN);
         let _ = writeln!(
             w,

@@ -173,14 +173,7 @@ fn bulk_net(ms: &[M], g: &str) -> Vec<(u32, f64)> {
 /// Every figure the targets and the report's summary use, by name.
 pub fn derive(ms: &[M]) -> BTreeMap<String, f64> {
     let mut d = BTreeMap::new();
-    for g in [
-        "isn_weak",
-        "noop_pgrx",
-        "select1",
-        "random",
-        "nextval",
-        "uuidv7",
-    ] {
+    for g in crate::cases::RT_GENS.iter().filter(|g| **g != "snowflake") {
         if series(ms, "roundtrip", g, "tps").is_empty() {
             continue;
         }
