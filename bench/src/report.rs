@@ -18,6 +18,12 @@ fn med(ms: &[M], case: &str, variant: &str, metric: &str) -> f64 {
 }
 
 fn f(v: f64, prec: usize) -> String {
+    // Rounded to zero, a tiny negative figure would print as "-0.0".
+    let v = if v.abs() < 0.5 * 10f64.powi(-(prec as i32)) {
+        0.0
+    } else {
+        v
+    };
     if v.is_finite() {
         format!("{v:.prec$}")
     } else {
