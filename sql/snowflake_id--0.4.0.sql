@@ -111,6 +111,11 @@ AS 'MODULE_PATHNAME', 'snowflake_sequence_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- snowflake_id::functions::snowflake_noop
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- snowflake_id::functions::snowflake_stats
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

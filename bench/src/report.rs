@@ -180,19 +180,20 @@ pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
             if !v("server_postgres").is_finite() {
                 continue;
             }
-            let _ = writeln!(
-                w,
-                "| {} | {}% | {}% | {}% | {}% | {}% | {}% | {}% | {}% |",
-                g.label,
-                f(v("server_kernel"), 2),
-                f(v("server_postgres"), 2),
-                f(v("server_libc"), 2),
-                f(v("server_vdso"), 2),
-                f(v("server_snowflake_id"), 2),
-                f(v("server_isn"), 2),
-                f(v("client"), 2),
-                f(v("other"), 2)
-            );
+            let cells: Vec<String> = [
+                "server_kernel",
+                "server_postgres",
+                "server_libc",
+                "server_vdso",
+                "server_snowflake_id",
+                "server_isn",
+                "client",
+                "other",
+            ]
+            .iter()
+            .map(|b| format!("{}%", f(v(b), 2)))
+            .collect();
+            let _ = writeln!(w, "| {} | {} |", g.label, cells.join(" | "));
         }
     }
 
