@@ -191,7 +191,9 @@ pub struct Generator {
     /// the jumped wall-minus-monotonic offset: the jump is trusted once it has lasted.
     ahead_since_us: AtomicU64,
     ahead_offset_us: AtomicI64,
-    /// 1 while one process starts the state, saves the ceiling, or records a forward jump.
+    /// The process id of the one process that starts the state, saves the ceiling, or records
+    /// a forward jump; 0 when free. A process that dies holding it (PostgreSQL's `proc_exit`
+    /// does not unwind) releases it from an exit callback: see [`Generator::release_lock_of`].
     lock: AtomicU32,
     /// Counters for `stats()`.
     ceiling_writes: AtomicU64,
@@ -227,6 +229,11 @@ impl Default for Generator {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What the lock word holds while this process holds the lock: its process id (never 0).
+fn lock_token() -> u32 {
+    std::process::id().max(1)
 }
 
 struct LockGuard<'a>(&'a AtomicU32);
@@ -642,9 +649,17 @@ impl Generator {
 
     fn try_lock(&self) -> Option<LockGuard<'_>> {
         self.lock
-            .compare_exchange(0, 1, Acquire, Relaxed)
+            .compare_exchange(0, lock_token(), Acquire, Relaxed)
             .ok()
             .map(|_| LockGuard(&self.lock))
+    }
+
+    /// Releases the lock if the process `pid` holds it; true if it did. For a process that
+    /// exits while holding it without unwinding (an exit callback), so the others go on.
+    pub fn release_lock_of(&self, pid: u32) -> bool {
+        self.lock
+            .compare_exchange(pid, 0, Release, Relaxed)
+            .is_ok()
     }
 
     /// Saves a ceiling `ceiling_lead_ms` above `cms`. With `wait`, a caller that cannot take

@@ -65,6 +65,9 @@ pub enum StoreError {
         op: &'static str,
         source: io::Error,
     },
+    /// The ceiling was logged but its durability elsewhere was not confirmed (a wait for the
+    /// synchronous standbys that was cancelled): it must not be used.
+    Unconfirmed { reason: String },
 }
 
 impl fmt::Display for StoreError {
@@ -83,6 +86,9 @@ impl fmt::Display for StoreError {
                     "could not {op} snowflake_id state file \"{}\": {source}",
                     path.display()
                 )
+            }
+            StoreError::Unconfirmed { reason } => {
+                write!(f, "the new ceiling was not confirmed: {reason}")
             }
         }
     }

@@ -1153,3 +1153,61 @@ fn a_floor_near_the_clock_is_no_step_and_ids_wait_at_the_drift_bound() {
     );
     assert_eq!(g.stats().clock_steps, 0);
 }
+
+/// A process that dies holding the lock (PostgreSQL's FATAL exits without unwinding) leaves its
+/// process id in the lock word: only that id releases it, and the generator then saves ceilings
+/// again. While it is held, an ID that needs a new ceiling cannot be issued.
+#[test]
+fn a_lock_left_by_a_dead_process_is_released_by_its_process_id_only() {
+    let (g, c, s, cfg) = fresh();
+    let mut prev = 0;
+    issue(&g, &c, &s, &cfg, &mut prev);
+    let dead = lock_token().wrapping_add(1).max(1);
+    g.lock.store(dead, Relaxed);
+    assert!(!g.release_lock_of(lock_token()), "released another's lock");
+    assert_eq!(g.lock.load(Relaxed), dead);
+    // The clock passes the ceiling: the next ID needs a new one.
+    c.advance_us(2 * cfg.ceiling_lead_ms * 1000);
+    let writes = g.stats().ceiling_writes;
+    let before = g.stats().ceiling_waits;
+    assert!(g.release_lock_of(dead));
+    assert_eq!(g.lock.load(Relaxed), 0);
+    issue(&g, &c, &s, &cfg, &mut prev);
+    assert!(g.stats().ceiling_writes > writes, "no ceiling saved after the release");
+    assert_eq!(g.stats().ceiling_waits, before);
+}
+
+/// A store that fails a save (an unconfirmed ceiling) fails the call and leaves the lock free.
+#[test]
+fn an_unconfirmed_ceiling_issues_nothing_and_leaves_the_lock_free() {
+    struct Unconfirmed(MemStore, AtomicBool);
+    impl CeilingStore for Unconfirmed {
+        fn load(&self) -> Result<Option<Saved>, StoreError> {
+            self.0.load()
+        }
+        fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
+            if self.1.load(Relaxed) {
+                return Err(StoreError::Unconfirmed {
+                    reason: "cancelled".into(),
+                });
+            }
+            self.0.save(ceiling_ms)
+        }
+    }
+    let (g, c, _, cfg) = fresh();
+    let s = Unconfirmed(MemStore::default(), AtomicBool::new(false));
+    let first = g.next(&c, &s, &cfg).unwrap().tick;
+    let ceiling = s.0.ceiling().unwrap();
+    s.1.store(true, Relaxed);
+    c.advance_us(2 * cfg.ceiling_lead_ms * 1000);
+    assert!(matches!(
+        g.next(&c, &s, &cfg),
+        Err(GenError::Store(StoreError::Unconfirmed { .. }))
+    ));
+    assert_eq!(g.lock.load(Relaxed), 0, "the lock is held after the failure");
+    assert_eq!(s.0.ceiling(), Some(ceiling));
+    assert!(g.stats().last_tick >> SEQUENCE_BITS < ceiling);
+    s.1.store(false, Relaxed);
+    let next = g.next(&c, &s, &cfg).unwrap().tick;
+    assert!(next > first && s.0.ceiling().unwrap() > ceiling);
+}
