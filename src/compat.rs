@@ -142,3 +142,111 @@ pub unsafe fn record_data<'a>(record: *mut pg_sys::XLogReaderState) -> (u8, &'a 
 pub unsafe fn record_data<'a>(_record: *mut pg_sys::XLogReaderState) -> (u8, &'a [u8]) {
     unreachable!("no custom WAL resource managers before PostgreSQL 15")
 }
+
+/// `walrcv_connect` of PostgreSQL's libpq wrapper (`libpqwalreceiver`), for a physical
+/// replication connection: 16 added `must_use_password`, 17 the `replication` flag.
+unsafe fn walrcv_connect(
+    f: &pg_sys::WalReceiverFunctionsType,
+    conninfo: &std::ffi::CStr,
+    appname: &std::ffi::CStr,
+    err: *mut *mut std::ffi::c_char,
+) -> *mut pg_sys::WalReceiverConn {
+    let connect = f
+        .walrcv_connect
+        .expect("libpqwalreceiver has walrcv_connect");
+    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+    return connect(conninfo.as_ptr(), false, appname.as_ptr(), err);
+    #[cfg(feature = "pg16")]
+    return connect(conninfo.as_ptr(), false, false, appname.as_ptr(), err);
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    return connect(conninfo.as_ptr(), true, false, false, appname.as_ptr(), err);
+}
+
+fn c_message(p: *const std::ffi::c_char, default: &str) -> String {
+    if p.is_null() {
+        default.into()
+    } else {
+        // SAFETY: a NUL-terminated message from libpqwalreceiver.
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .trim()
+            .to_string()
+    }
+}
+
+/// `SHOW <setting>` on the server `conninfo` names, over a replication connection through
+/// PostgreSQL's own libpq wrapper (its waits are latch waits that check for interrupts). Call
+/// inside a transaction of a process connected to a database: the result is built with the
+/// catalogs' type information.
+pub fn show_upstream_setting(
+    conninfo: &std::ffi::CStr,
+    setting: &std::ffi::CStr,
+) -> Result<String, String> {
+    // SAFETY: libpqwalreceiver fills WalReceiverFunctions when loaded; every pointer below comes
+    // from it and is released before returning.
+    unsafe {
+        if pg_sys::WalReceiverFunctions.is_null() {
+            pg_sys::load_file(c"libpqwalreceiver".as_ptr(), false);
+        }
+        let f = &*pg_sys::WalReceiverFunctions;
+        let mut err: *mut std::ffi::c_char = std::ptr::null_mut();
+        let conn = walrcv_connect(f, conninfo, c"snowflake_id upstream check", &mut err);
+        if conn.is_null() {
+            return Err(c_message(err, "could not connect"));
+        }
+        let query = std::ffi::CString::new(format!("SHOW {}", setting.to_string_lossy())).unwrap();
+        let types = [pg_sys::TEXTOID];
+        let exec = f.walrcv_exec.expect("libpqwalreceiver has walrcv_exec");
+        let res = exec(conn, query.as_ptr(), 1, types.as_ptr());
+        let out = if (*res).status == pg_sys::WalRcvExecStatus::WALRCV_OK_TUPLES {
+            let slot =
+                pg_sys::MakeSingleTupleTableSlot((*res).tupledesc, &pg_sys::TTSOpsMinimalTuple);
+            let text = if pg_sys::tuplestore_gettupleslot((*res).tuplestore, true, false, slot) {
+                if (*slot).tts_nvalid < 1 {
+                    pg_sys::slot_getsomeattrs_int(slot, 1);
+                }
+                if *(*slot).tts_isnull {
+                    Err("the setting is NULL".to_string())
+                } else {
+                    let datum = *(*slot).tts_values;
+                    Ok(c_message(pg_sys::text_to_cstring(datum.cast_mut_ptr()), ""))
+                }
+            } else {
+                Err("no row".to_string())
+            };
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            text
+        } else {
+            Err(c_message((*res).err, "the query failed"))
+        };
+        pg_sys::walrcv_clear_result(res);
+        if let Some(disconnect) = f.walrcv_disconnect {
+            disconnect(conn);
+        }
+        out
+    }
+}
+
+/// Whether the synchronous standbys have flushed `lsn`, or none is configured (then nothing
+/// waits). PostgreSQL keeps in `WalSndCtl` whether `synchronous_standby_names` names any
+/// (once the checkpointer has set it up) and the position they all confirmed.
+pub unsafe fn sync_standbys_confirmed(lsn: pg_sys::XLogRecPtr) -> bool {
+    let ctl = pg_sys::WalSndCtl;
+    if ctl.is_null() || pg_sys::max_wal_senders == 0 {
+        return true;
+    }
+    let status = std::ptr::read_volatile(std::ptr::addr_of!((*ctl).sync_standbys_status)) as u32;
+    let defined = if status & pg_sys::SYNC_STANDBY_INIT != 0 {
+        status & pg_sys::SYNC_STANDBY_DEFINED != 0
+    } else {
+        let names = pg_sys::SyncRepStandbyNames;
+        !names.is_null() && *names != 0
+    };
+    if !defined {
+        return true;
+    }
+    let flushed = std::ptr::read_volatile(std::ptr::addr_of!(
+        (*ctl).lsn[pg_sys::SYNC_REP_WAIT_FLUSH as usize]
+    ));
+    flushed >= lsn
+}

@@ -72,6 +72,59 @@ pub fn standby_same_node(node: u16) -> ! {
     )
 }
 
+pub fn standby_node_upstream(node: u16, chain: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        format!(
+            "snowflake_id: this standby's node id {node} is in use upstream of it and cannot \
+             issue IDs while in recovery"
+        ),
+        Some(format!(
+            "Its upstream shows snowflake_id.node_id_chain = '{chain}': the node ids under which \
+             the upstream, or a server above it, may issue IDs. After promotion this server \
+             issues IDs above every ID in the WAL it replayed."
+        )),
+        "To issue IDs on this standby while it replays, give it a node id outside that list \
+         (snowflake_id.node_id in its postgresql.conf, or Patroni's local \
+         postgresql.parameters), then restart it.",
+    )
+}
+
+pub fn upstream_unknown(node: u16) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        format!(
+            "snowflake_id: this standby does not know yet which node ids are in use upstream \
+             of it, so it cannot issue IDs under node id {node} while in recovery"
+        ),
+        Some(
+            "A server in recovery issues IDs only once its upstream has shown, in \
+             snowflake_id.node_id_chain, that no server above it may issue IDs under its node \
+             id. The background worker \"snowflake_id upstream check\" asks over \
+             primary_conninfo."
+                .into(),
+        ),
+        "Check that primary_conninfo is set and reaches an upstream that preloads \
+         snowflake_id (SHOW snowflake_id.node_id_chain there must not say unknown), and see \
+         the server log for the worker's messages; retry in a few seconds. A standby restored \
+         from an archive without primary_conninfo issues IDs only once promoted.",
+    )
+}
+
+/// The wait for the synchronous standbys ended before they confirmed a new ceiling.
+pub fn ceiling_unconfirmed() -> ! {
+    // The wait ended through a cancel, a statement_timeout or a terminate: that ends the call
+    // as PostgreSQL ends any other (the generator's lock is already released).
+    pgrx::pg_sys::check_for_interrupts!();
+    raise(
+        PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+        "snowflake_id: the synchronous standbys did not confirm a new ceiling".into(),
+        Some("No ID above the last confirmed ceiling was issued.".into()),
+        "IDs flow again once a synchronous standby confirms (see pg_stat_replication and \
+         synchronous_standby_names).",
+    )
+}
+
 /// During replay (the startup process: the server log is the only reader).
 pub fn replay_not_saved(e: GenError) {
     ErrorReport::new(
@@ -138,6 +191,7 @@ fn store(e: StoreError) -> ! {
             ),
             "Check the permissions and free space of the data directory.",
         ),
+        StoreError::Unconfirmed { .. } => ceiling_unconfirmed(),
     }
 }
 

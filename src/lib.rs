@@ -7,6 +7,8 @@
 //! * [`shmem`]: the generator's state in shared memory and the one call that draws an ID;
 //! * [`wait`]: the generator's clock, whose waits are interruptible latch waits;
 //! * [`wal`]: the ceiling in the WAL (a custom resource manager), for standbys and restores;
+//! * [`upstream`]: the node ids in use upstream of a standby, asked of its upstream by a
+//!   background worker, so that a standby never issues IDs under one of them;
 //! * [`compat`]: everything that differs between PostgreSQL majors;
 //! * [`cluster`], [`convert`]: the node registry and the column conversion (SQL run with a
 //!   pinned `search_path`);
@@ -22,6 +24,7 @@ mod errors;
 mod functions;
 mod guc;
 mod shmem;
+mod upstream;
 mod wait;
 mod wal;
 

@@ -33,6 +33,7 @@ pub fn init() {
     pg_shmem_init!(GENERATOR = SharedGenerator(Generator::new()));
     pg_shmem_init!(WAL);
     wal::register();
+    crate::upstream::init();
     PRELOADED.store(true, Ordering::Relaxed);
 }
 
@@ -88,6 +89,9 @@ impl CeilingStore for ServerStore {
     }
 
     fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
+        // The generator saves while holding its lock: make sure this process releases it
+        // whichever way it exits.
+        release_lock_at_exit();
         if wal::in_recovery() {
             self.file.save_as(ceiling_ms, wal::primary().or(self.me))
         } else {
@@ -95,7 +99,7 @@ impl CeilingStore for ServerStore {
                 wal::log_ceiling(wal::CeilingRecord {
                     writer: me,
                     ceiling_ms,
-                });
+                })?;
             }
             self.file.save_as(ceiling_ms, self.me)
         }
@@ -103,6 +107,26 @@ impl CeilingStore for ServerStore {
 
     fn writer(&self) -> Option<Writer> {
         self.me
+    }
+}
+
+/// Registers, once per process, an exit callback that releases the generator's lock if this
+/// process holds it. A FATAL (terminate, a fast shutdown, postmaster death) runs `proc_exit`,
+/// which does not unwind Rust: the lock guard's drop never runs there.
+fn release_lock_at_exit() {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::Relaxed) {
+        // SAFETY: a PostgreSQL process with shared memory attached; the callback is guarded.
+        unsafe { pg_sys::before_shmem_exit(Some(release_lock), pg_sys::Datum::from(0)) };
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn release_lock(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    if GENERATOR.get().0.release_lock_of(std::process::id()) {
+        errors::server_log(
+            "snowflake_id: released the generator's lock held by this exiting process".into(),
+        );
     }
 }
 
@@ -142,25 +166,14 @@ pub fn raise_floor(ceiling_ms: u64) {
     }
 }
 
-/// On a server in recovery: an ERROR if its node id is its primary's. The primary is known from
-/// a replayed record, or else from the state file copied from it (same system identifier).
+/// On a server in recovery: an ERROR if its node id is its primary's (named by a replayed
+/// record), or may be in use upstream of it (see `upstream`).
 #[cold]
 fn check_standby(node: u16) {
-    if wal::primary().is_none() {
-        static FROM_FILE: OnceLock<Option<Writer>> = OnceLock::new();
-        let from_file = *FROM_FILE.get_or_init(|| {
-            let saved = store(Some(node)).load().ok().flatten()?;
-            saved
-                .writer
-                .filter(|w| w.system_identifier == system_identifier())
-        });
-        if let Some(w) = from_file {
-            wal::learn_primary(w);
-        }
-    }
     if wal::primary().is_some_and(|p| p.node_id == node) {
         errors::standby_same_node(node);
     }
+    crate::upstream::check(node);
 }
 
 /// The configured node id, or an ERROR (not preloaded, or not set).

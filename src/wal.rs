@@ -19,7 +19,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgAtomic};
 use snowflake_core::layout;
-use snowflake_core::store::Writer;
+use snowflake_core::store::{StoreError, Writer};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// This extension's WAL resource manager id (see the module documentation).
@@ -120,25 +120,73 @@ pub fn register() {
     );
 }
 
-/// Writes a ceiling record and waits until it is flushed here and, when
-/// `synchronous_standby_names` is set, on the synchronous standbys (as a commit waits). Not
-/// during recovery, where no WAL can be written (a standby's own IDs are kept by its file).
-pub fn log_ceiling(record: CeilingRecord) {
+/// Writes a ceiling record and waits until it is flushed here and, when synchronous standbys
+/// are configured, confirmed by them, whatever the session's `synchronous_commit` (a session
+/// with `local` or `off` would otherwise not wait, and issue IDs above a ceiling no standby
+/// has). Not during recovery, where no WAL can be written (a standby's own IDs are kept by its
+/// file).
+///
+/// Interrupts are held meanwhile: `SyncRepWaitForLSN` answers a cancel or a terminate with a
+/// WARNING, and a WARNING processes interrupts, so a FATAL would exit right there, with the
+/// generator's lock held. Held, the wait just ends; an unconfirmed ceiling is then an error
+/// (no ID is issued under it), and the cancel, which the wait consumed, is made pending again
+/// so that it ends the statement once the lock is released.
+pub fn log_ceiling(record: CeilingRecord) -> Result<(), StoreError> {
     if !compat::HAS_CUSTOM_RMGR {
-        return;
+        return Ok(());
     }
-    unsafe {
+    // SAFETY: HOLD_INTERRUPTS(); resumed below. An ERROR on the way resets the count itself.
+    unsafe { pg_sys::InterruptHoldoffCount += 1 };
+    let confirmed = unsafe {
         let bytes = record.encode();
         // SAFETY: a backend outside recovery; the data outlives the insertion.
         pg_sys::XLogBeginInsert();
         compat::xlog_register_data(&bytes);
         let lsn = pg_sys::XLogInsert(RMGR_ID, XLOG_CEILING);
         pg_sys::XLogFlush(lsn);
-        pg_sys::SyncRepWaitForLSN(lsn, false);
-    }
+        wait_for_sync_standbys(lsn)
+    };
     let w = WAL.get();
     w.logged_ms.fetch_max(record.ceiling_ms, Relaxed);
     w.logged.fetch_add(1, Relaxed);
+    // SAFETY: RESUME_INTERRUPTS(); flags set by the signal handlers' rules.
+    unsafe {
+        if !confirmed && pg_sys::ProcDiePending == 0 {
+            pg_sys::QueryCancelPending = 1;
+            pg_sys::InterruptPending = 1;
+        }
+        pg_sys::InterruptHoldoffCount = pg_sys::InterruptHoldoffCount.saturating_sub(1);
+    }
+    if confirmed {
+        Ok(())
+    } else {
+        Err(StoreError::Unconfirmed {
+            reason: "the wait for the synchronous standbys was cancelled".into(),
+        })
+    }
+}
+
+/// `SyncRepWaitForLSN` with `synchronous_commit` at least `remote_flush` for this call (set
+/// as a function's `SET` clause is, and restored); true if the standbys confirmed `lsn` or
+/// none is configured.
+unsafe fn wait_for_sync_standbys(lsn: pg_sys::XLogRecPtr) -> bool {
+    let nest = pg_sys::NewGUCNestLevel();
+    if pg_sys::synchronous_commit < pg_sys::SyncCommitLevel::SYNCHRONOUS_COMMIT_REMOTE_FLUSH as i32
+    {
+        pg_sys::set_config_option(
+            c"synchronous_commit".as_ptr(),
+            c"on".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
+    pg_sys::SyncRepWaitForLSN(lsn, false);
+    pg_sys::AtEOXact_GUC(true, nest);
+    compat::sync_standbys_confirmed(lsn)
 }
 
 /// Set in a process once it has seen recovery over: recovery never starts again while the
@@ -173,17 +221,6 @@ pub fn primary() -> Option<Writer> {
         system_identifier: w.primary_sysid.load(Relaxed),
         node_id: (node - 1) as u16,
     })
-}
-
-/// Records the primary learnt from the copied state file, unless a replayed record told it.
-pub fn learn_primary(writer: Writer) {
-    let w = WAL.get();
-    if w.primary_node
-        .compare_exchange(0, writer.node_id as u32 + 1, Relaxed, Relaxed)
-        .is_ok()
-    {
-        w.primary_sysid.store(writer.system_identifier, Relaxed);
-    }
 }
 
 /// (highest ceiling replayed, records replayed, highest ceiling logged, records logged).

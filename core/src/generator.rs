@@ -657,9 +657,7 @@ impl Generator {
     /// Releases the lock if the process `pid` holds it; true if it did. For a process that
     /// exits while holding it without unwinding (an exit callback), so the others go on.
     pub fn release_lock_of(&self, pid: u32) -> bool {
-        self.lock
-            .compare_exchange(pid, 0, Release, Relaxed)
-            .is_ok()
+        self.lock.compare_exchange(pid, 0, Release, Relaxed).is_ok()
     }
 
     /// Saves a ceiling `ceiling_lead_ms` above `cms`. With `wait`, a caller that cannot take

@@ -1173,7 +1173,10 @@ fn a_lock_left_by_a_dead_process_is_released_by_its_process_id_only() {
     assert!(g.release_lock_of(dead));
     assert_eq!(g.lock.load(Relaxed), 0);
     issue(&g, &c, &s, &cfg, &mut prev);
-    assert!(g.stats().ceiling_writes > writes, "no ceiling saved after the release");
+    assert!(
+        g.stats().ceiling_writes > writes,
+        "no ceiling saved after the release"
+    );
     assert_eq!(g.stats().ceiling_waits, before);
 }
 
@@ -1204,7 +1207,11 @@ fn an_unconfirmed_ceiling_issues_nothing_and_leaves_the_lock_free() {
         g.next(&c, &s, &cfg),
         Err(GenError::Store(StoreError::Unconfirmed { .. }))
     ));
-    assert_eq!(g.lock.load(Relaxed), 0, "the lock is held after the failure");
+    assert_eq!(
+        g.lock.load(Relaxed),
+        0,
+        "the lock is held after the failure"
+    );
     assert_eq!(s.0.ceiling(), Some(ceiling));
     assert!(g.stats().last_tick >> SEQUENCE_BITS < ceiling);
     s.1.store(false, Relaxed);
