@@ -130,7 +130,17 @@ fn promote_after_kill(name: &str, port: u16, standby_node: u16) {
         .get(0);
     assert!(records > 0, "the standby replayed no ceiling record");
 
-    // Hot standby: its own node id issues IDs; its primary's is refused.
+    // Hot standby: its own node id issues IDs once it has learnt the node ids in use upstream;
+    // its primary's is refused.
+    if standby_node != 1 {
+        wait_for("the upstream's node id chain", Duration::from_secs(60), || {
+            let chain: String = sc
+                .query_one("SHOW snowflake_id.node_id_chain", &[])
+                .unwrap()
+                .get(0);
+            (chain != "unknown").then_some(())
+        });
+    }
     let hot = sc.query_one("SELECT snowflake_nextval()", &[]);
     if standby_node == 1 {
         let e = hot.expect_err("a standby with its primary's node id issued an ID");
