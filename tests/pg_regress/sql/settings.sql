@@ -13,3 +13,7 @@ SET snowflake_id.max_drift_ms = 10;
 \echo :LAST_ERROR_SQLSTATE
 SHOW snowflake_id.node_id;
 SELECT snowflake_node(snowflake_nextval());
+-- What standbys read from this server: a primary shows its own node id; no session sets it.
+SHOW snowflake_id.node_id_chain;
+SET snowflake_id.node_id_chain = '5';
+\echo :LAST_ERROR_SQLSTATE
