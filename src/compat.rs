@@ -145,6 +145,7 @@ pub unsafe fn record_data<'a>(_record: *mut pg_sys::XLogReaderState) -> (u8, &'a
 
 /// `walrcv_connect` of PostgreSQL's libpq wrapper (`libpqwalreceiver`), for a physical
 /// replication connection: 16 added `must_use_password`, 17 the `replication` flag.
+#[cfg(not(feature = "pg13"))]
 unsafe fn walrcv_connect(
     f: &pg_sys::WalReceiverFunctionsType,
     conninfo: &std::ffi::CStr,
@@ -154,7 +155,7 @@ unsafe fn walrcv_connect(
     let connect = f
         .walrcv_connect
         .expect("libpqwalreceiver has walrcv_connect");
-    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+    #[cfg(any(feature = "pg14", feature = "pg15"))]
     return connect(conninfo.as_ptr(), false, appname.as_ptr(), err);
     #[cfg(feature = "pg16")]
     return connect(conninfo.as_ptr(), false, false, appname.as_ptr(), err);
@@ -162,6 +163,17 @@ unsafe fn walrcv_connect(
     return connect(conninfo.as_ptr(), true, false, false, appname.as_ptr(), err);
 }
 
+/// PostgreSQL 13's bindings lack the WAL receiver's interface: a standby there learns no chain
+/// and issues no IDs until promoted.
+#[cfg(feature = "pg13")]
+pub fn show_upstream_setting(
+    _conninfo: &std::ffi::CStr,
+    _setting: &std::ffi::CStr,
+) -> Result<String, String> {
+    Err("not available on PostgreSQL 13".into())
+}
+
+#[cfg(not(feature = "pg13"))]
 fn c_message(p: *const std::ffi::c_char, default: &str) -> String {
     if p.is_null() {
         default.into()
@@ -178,6 +190,7 @@ fn c_message(p: *const std::ffi::c_char, default: &str) -> String {
 /// PostgreSQL's own libpq wrapper (its waits are latch waits that check for interrupts). Call
 /// inside a transaction of a process connected to a database: the result is built with the
 /// catalogs' type information.
+#[cfg(not(feature = "pg13"))]
 pub fn show_upstream_setting(
     conninfo: &std::ffi::CStr,
     setting: &std::ffi::CStr,
@@ -229,7 +242,14 @@ pub fn show_upstream_setting(
 
 /// Whether the synchronous standbys have flushed `lsn`, or none is configured (then nothing
 /// waits). PostgreSQL keeps in `WalSndCtl` whether `synchronous_standby_names` names any
-/// (once the checkpointer has set it up) and the position they all confirmed.
+/// (once the checkpointer has set it up) and the position they all confirmed. (On 13 and 14
+/// no ceiling is WAL-logged, so nothing waits.)
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+pub unsafe fn sync_standbys_confirmed(_lsn: pg_sys::XLogRecPtr) -> bool {
+    true
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 pub unsafe fn sync_standbys_confirmed(lsn: pg_sys::XLogRecPtr) -> bool {
     let ctl = pg_sys::WalSndCtl;
     if ctl.is_null() || pg_sys::max_wal_senders == 0 {

@@ -54,14 +54,13 @@ fn wait_sync_standby(pc: &mut Client) {
     });
 }
 
+/// When a call ended, and its first column as bigint or its error.
+type Outcome = (Instant, Result<i64, postgres::Error>);
+
 /// Runs `sql` on a new session of `node` after `setup`, in a thread; the result (the first
 /// column as bigint, or the error) and the moment it came arrive on the channel. The session's
 /// backend pid is returned at once.
-fn spawn_call(
-    node: &Cluster,
-    setup: &str,
-    sql: &'static str,
-) -> (i32, mpsc::Receiver<(Instant, Result<i64, postgres::Error>)>) {
+fn spawn_call(node: &Cluster, setup: &str, sql: &'static str) -> (i32, mpsc::Receiver<Outcome>) {
     let mut c = Client::connect(&node.conninfo(), NoTls).unwrap();
     c.batch_execute(setup).unwrap();
     let backend = pid(&mut c);
@@ -374,10 +373,16 @@ fn a_standby_of_a_standby_never_issues_under_a_node_id_used_above_it() {
     let b = Cluster::standby_of(&a, &format!("{name}-b"), 26208, &[]);
     b.start();
     let mut bc = b.connect();
-    refused(&mut bc, "a clone of a standby with that standby's node id, at once");
+    refused(
+        &mut bc,
+        "a clone of a standby with that standby's node id, at once",
+    );
     let mut ac = a.connect();
     assert_eq!(wait_chain(&mut ac), "1,2");
-    let id: i64 = ac.query_one("SELECT snowflake_nextval()", &[]).unwrap().get(0);
+    let id: i64 = ac
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(node_of(id), 2);
     assert_eq!(wait_chain(&mut bc), "1,2");
     let e = refused(&mut bc, "a clone of a standby with that standby's node id");
