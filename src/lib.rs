@@ -21,6 +21,7 @@ mod convert;
 mod errors;
 mod functions;
 mod guc;
+mod json;
 mod shmem;
 mod wait;
 mod wal;
