@@ -72,7 +72,9 @@ mod tests {
         assert_eq!(utc_iso8601(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
         // The last millisecond of the layout: 2094-09-07 15:47:35.551 UTC.
         assert_eq!(
-            utc_iso8601(snowflake_core::layout::unix_ms(snowflake_core::layout::MAX_MS)),
+            utc_iso8601(snowflake_core::layout::unix_ms(
+                snowflake_core::layout::MAX_MS
+            )),
             "2094-09-07T15:47:35.551Z"
         );
     }
