@@ -211,26 +211,31 @@ fn check_json(c: &mut Client, stdout: &str) -> Result<String, String> {
         let f: Vec<&str> = l.split(' ').collect();
         match f[0] {
             "json-unsafe" => {
-                let (bad, total): (usize, usize) = (f[2].parse().unwrap(), f[3].parse().unwrap());
-                if bad == 0 || f.len() != 6 {
+                // path, IDs changed, IDs printed differently, IDs, stored -> delivered -> printed
+                let n = |i: usize| f.get(i).and_then(|x| x.parse::<usize>().ok());
+                let (Some(bad), Some(misprinted), Some(total), 8) = (n(2), n(3), n(4), f.len())
+                else {
+                    return Err(format!("json: bad line {l:?}"));
+                };
+                if bad == 0 {
                     return Err(format!("json: the unsafe path {} corrupted no ID", f[1]));
                 }
                 // The example is a stored ID and what the path made of it: another number.
                 let stored: i64 = c
                     .query_one(
                         "SELECT count(*) FROM audit_json WHERE id::text = $1",
-                        &[&f[4]],
+                        &[&f[5]],
                     )
                     .unwrap()
                     .get(0);
-                if stored != 1 || f[4] == f[5] {
+                if stored != 1 || f[5] == f[6] {
                     return Err(format!(
                         "json: {l:?} is not a stored ID and a different value"
                     ));
                 }
                 unsafe_paths.push(format!(
-                    "{}: {bad} of {total} IDs changed (e.g. {} -> {})",
-                    f[1], f[4], f[5]
+                    "{}: {bad} of {total} IDs changed, {misprinted} printed differently (e.g. {} became {}, printed {})",
+                    f[1], f[5], f[6], f[7]
                 ));
             }
             "json-safe" => {
@@ -423,4 +428,43 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     }
 
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// docs/clients.md quotes the recipes: each block marked `<!-- quoted from PATH -->` must appear
+/// in that file as it is, so the documented snippet is the one the test above runs.
+#[test]
+fn docs_quote_the_tested_recipes_exactly() {
+    let root = project_root();
+    let doc = std::fs::read_to_string(root.join("docs/clients.md")).unwrap();
+    let mut lines = doc.lines();
+    let mut quoted = 0;
+    let mut stale = Vec::new();
+    while let Some(line) = lines.next() {
+        let Some(path) = line
+            .strip_prefix("<!-- quoted from ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert!(
+            lines.next().is_some_and(|l| l.starts_with("```")),
+            "docs/clients.md: no code block after {line}"
+        );
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        let source = std::fs::read_to_string(root.join(path))
+            .unwrap_or_else(|e| panic!("docs/clients.md quotes {path}: {e}"));
+        if !source.contains(&block.join("\n")) {
+            stale.push(format!("{path}:\n{}", block.join("\n")));
+        }
+        quoted += 1;
+    }
+    assert!(quoted >= 15, "only {quoted} quoted blocks found");
+    assert!(
+        stale.is_empty(),
+        "docs/clients.md quotes code that its file no longer holds:\n{}",
+        stale.join("\n---\n")
+    );
 }

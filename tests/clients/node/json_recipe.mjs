@@ -22,17 +22,26 @@ const stored = new Map(
   (await client.query("SELECT ref, id::text AS id FROM audit_json")).rows.map((r) => [r.ref, r.id]),
 );
 
-/** The rows whose id (as the path delivered it) is not the stored ID. */
+/** The rows whose id, as the path delivered it (string, BigInt or Number), is not the stored
+ * ID: compared by value (BigInt of a Number is the double's exact value). */
 function corrupted(got) {
   const bad = [];
-  for (const [ref, want] of stored) if (String(got.get(ref)) !== want) bad.push([ref, want, String(got.get(ref))]);
+  for (const [ref, want] of stored) {
+    const v = got.get(ref);
+    if (v === undefined || BigInt(v) !== BigInt(want)) bad.push([ref, want, v]);
+  }
   return bad;
 }
 let failed = false;
 function unsafePath(name, got) {
   const bad = corrupted(got);
-  // Printed: path, rows corrupted, rows, one example (stored -> delivered).
-  console.log(["json-unsafe", name, bad.length, stored.size, ...(bad[0] ? [bad[0][1], bad[0][2]] : [])].join(" "));
+  // A Number also prints differently (String(), JSON.stringify) even when the double happens to
+  // be the ID: the shortest decimal that reads back as that double, digits cut to zeros.
+  const misprinted = [...stored].filter(([ref, want]) => String(got.get(ref)) !== want).length;
+  // Printed: path, IDs changed, IDs printed differently, IDs, one example (stored -> the
+  // delivered value, exactly -> as JavaScript prints it).
+  const ex = bad[0] ? [bad[0][1], BigInt(bad[0][2]).toString(), String(bad[0][2])] : [];
+  console.log(["json-unsafe", name, bad.length, misprinted, stored.size, ...ex].join(" "));
   if (bad.length === 0) {
     console.error(`${name}: no ID was corrupted, the check would not see corruption`);
     failed = true;
