@@ -290,6 +290,18 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     let python = required(root.join("target/clients/venv/bin/python"));
     let node_modules = required(root.join("tests/clients/node/node_modules/pg"));
     let java_class = required(root.join("target/clients/java/SnowflakeJdbc.class"))
+        .and_then(|class| {
+            let modified = |p: &PathBuf| p.metadata().and_then(|m| m.modified()).unwrap();
+            let source = root.join("tests/clients/java/SnowflakeJdbc.java");
+            if modified(&source) > modified(&class) {
+                Err(format!(
+                    "{} is older than its source: run scripts/clients-setup.sh",
+                    class.display()
+                ))
+            } else {
+                Ok(class)
+            }
+        })
         .and_then(|_| required(PathBuf::from("/usr/share/java/postgresql.jar")));
     for e in [&python, &node_modules, &java_class]
         .into_iter()
@@ -339,7 +351,7 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
         programs.push(program(
             "pgjdbc",
             "audit_jdbc",
-            1502,
+            2002,
             "java".into(),
             &["-cp", &cp, "SnowflakeJdbc"],
             "tests/clients/java",

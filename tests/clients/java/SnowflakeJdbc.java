@@ -57,8 +57,9 @@ public class SnowflakeJdbc {
                 }
             }
 
-            // A batch with getGeneratedKeys(): rewritten into multi-row INSERTs ... RETURNING.
-            // Ask for the ref too and match by it rather than by position.
+            // A batch with getGeneratedKeys(): pgjdbc sends the INSERTs ... RETURNING pipelined
+            // (not one round trip each) but one statement per row: reWriteBatchedInserts does not
+            // rewrite a batch that returns keys. Ask for the ref too and match by it.
             try (PreparedStatement ps = conn.prepareStatement(
                     "INSERT INTO audit_jdbc (ref, note) VALUES (?, ?)", new String[] {"id", "ref"})) {
                 for (int i = 2; i < 502; i++) {
@@ -72,7 +73,19 @@ public class SnowflakeJdbc {
                 }
             }
 
-            // A bulk loader reserving N keys in one round trip.
+            // Many rows in one statement, one round trip: an array parameter, (ref, id) pairs back.
+            String[] refs = new String[500];
+            for (int i = 0; i < refs.length; i++) refs[i] = "jdbc-array-" + i;
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "INSERT INTO audit_jdbc (ref, note) SELECT r, 'array' FROM unnest(?::text[]) AS r RETURNING ref, id")) {
+                ps.setArray(1, conn.createArrayOf("text", refs));
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) rows.put(rs.getString("ref"), rs.getLong("id"));
+                }
+            }
+
+            // A bulk loader reserving N keys in one round trip, then a batch without keys, which
+            // reWriteBatchedInserts sends as multi-row INSERTs.
             List<Long> reserved = new ArrayList<>();
             try (PreparedStatement ps = conn.prepareStatement(
                     "SELECT snowflake_nextval() FROM generate_series(1, ?)")) {

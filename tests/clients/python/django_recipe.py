@@ -79,7 +79,8 @@ one.save()  # INSERT ... RETURNING id
 assert isinstance(one.id, int), f"save() did not read the key back: {one.id!r}"
 rows[one.ref] = one.id
 
-# bulk_create: one INSERT ... VALUES (...), (...) RETURNING id per batch_size rows.
+# bulk_create: one INSERT ... RETURNING id per batch_size rows (Django 5.2 on PostgreSQL:
+# INSERT ... SELECT * FROM UNNEST(arrays)).
 made = AuditLog.objects.bulk_create(
     [AuditLog(ref=f"django-{i}", note="batch") for i in range(1, 501)], batch_size=500
 )

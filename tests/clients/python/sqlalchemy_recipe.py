@@ -23,7 +23,10 @@ class AuditLog(Base):
     id: Mapped[int] = mapped_column(
         BigInteger, primary_key=True, autoincrement=False, server_default=text("snowflake_nextval()")
     )
-    ref: Mapped[str] = mapped_column(String, unique=True)
+    # insert_sentinel: a unique value the client gives each row, by which SQLAlchemy matches the
+    # keys RETURNING gives back to the objects. Without a sentinel it cannot trust the order of a
+    # multi-row RETURNING for a server-generated key, and flush() inserts row by row.
+    ref: Mapped[str] = mapped_column(String, unique=True, insert_sentinel=True)
     note: Mapped[str] = mapped_column(String)
 
 
@@ -39,8 +42,8 @@ with Session(engine) as session:
     session.flush()  # INSERT ... RETURNING audit_sqlalchemy.id
     rows[one.ref] = one.id
 
-    # add_all + flush: "insertmanyvalues", a multi-row INSERT ... RETURNING, keys matched to
-    # objects by SQLAlchemy.
+    # add_all + flush: "insertmanyvalues", one multi-row INSERT ... RETURNING, keys matched to
+    # objects by the sentinel.
     many = [AuditLog(ref=f"sqlalchemy-{i}", note="batch") for i in range(1, 501)]
     session.add_all(many)
     session.flush()
