@@ -6,7 +6,8 @@
 //! driver gave it back and the fields the client decoded with shifts. Rust (tokio-postgres)
 //! runs in this process. Here every printed row is compared with what the server stored under
 //! that ref (`id::text`) and with `snowflake_parse()`, and every ID must be above 2^53 (where a
-//! double, and so a JavaScript Number, no longer holds every integer).
+//! double, and so a JavaScript Number, no longer holds every integer). The INSERT statements each
+//! client sent are counted in the server log: many rows must have gone in one statement.
 //!
 //! The toolchains come from `scripts/clients-setup.sh` (a venv under `target/clients`,
 //! `npm ci`, Debian's pgjdbc, javac), which `scripts/test.sh` runs first; a missing one is a
@@ -16,6 +17,7 @@
 use postgres::{Client, NoTls};
 use snowflake_it::{pg, project_root, Cluster};
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -139,6 +141,46 @@ fn program(
         rows,
         command,
     }
+}
+
+/// How many INSERT statements into its table a client sends: many rows go in one statement,
+/// which the server log (`log_statement = 'all'`) shows. A pipeline is one statement a row, sent
+/// together: counted as what it is.
+fn expected_inserts(client: &str) -> RangeInclusive<usize> {
+    match client {
+        // one row; 500 by unnest; 100 by executemany (pipelined); the reserved keys go by COPY
+        "psycopg" => 102..=102,
+        // save(); bulk_create() of 500
+        "django" => 2..=2,
+        // flush() of one; flush() of 500 (one statement thanks to the insert sentinel); Core
+        // insert of 100
+        "sqlalchemy" => 3..=3,
+        // one; 500 by unnest; 1000 reserved keys by unnest
+        "pg" => 3..=3,
+        // one; an array of 500
+        "knex" => 2..=2,
+        "json" => 1..=1,
+        // RETURNING; getGeneratedKeys(); a batch of 500 returning keys (pipelined, one statement
+        // a row); 500 by unnest; 1000 reserved keys as a batch that reWriteBatchedInserts turns
+        // into a few multi-row INSERTs (not 1000)
+        "pgjdbc" => 504..=519,
+        // one; 500 from generate_series
+        "psql" | "tokio-postgres" => 2..=2,
+        _ => unreachable!("{client}"),
+    }
+}
+
+/// The INSERT statements into `table` in a piece of the server log.
+fn inserts_logged(log: &str, table: &str) -> usize {
+    let (a, b) = (
+        format!("insert into {table} "),
+        format!("insert into {table}("),
+    );
+    log.lines()
+        .filter(|l| l.contains(" LOG:  statement: ") || l.contains(" LOG:  execute "))
+        .map(|l| l.to_lowercase().replace('"', ""))
+        .filter(|l| l.contains(&a) || l.contains(&b))
+        .count()
 }
 
 fn required(path: PathBuf) -> Result<PathBuf, String> {
@@ -274,7 +316,10 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     let node = Cluster::init(
         "cl-clients",
         PORT,
-        &[&format!("snowflake_id.node_id = {NODE_ID}")],
+        &[
+            &format!("snowflake_id.node_id = {NODE_ID}"),
+            "log_statement = 'all'",
+        ],
     );
     node.start();
     node.psql("CREATE DATABASE clients");
@@ -367,6 +412,7 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     ));
 
     for mut p in programs {
+        let log_at = node.log_len();
         let started = Instant::now();
         let out = match p
             .command
@@ -399,19 +445,32 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
             }
             (r, _) => r.map(|()| String::new()),
         };
+        let checked = checked.and_then(|extra| {
+            let n = inserts_logged(&node.log_since(log_at), p.table);
+            let expected = expected_inserts(p.name);
+            if expected.contains(&n) {
+                Ok(format!(" in {n} INSERT statements{extra}"))
+            } else {
+                Err(format!(
+                    "{}: {n} INSERT statements into {} logged, expected {expected:?}",
+                    p.name, p.table
+                ))
+            }
+        });
         match checked {
             Ok(extra) => eprintln!(
-                "clients: {} ok: {} rows in {}, IDs read back exact and above 2^53, decoded as snowflake_parse() ({:.1} s){extra}",
+                "clients: {} ok ({:.1} s): {} rows in {}{extra}; IDs read back exact, above 2^53, decoded as snowflake_parse()",
                 p.name,
+                started.elapsed().as_secs_f64(),
                 p.rows,
                 p.table,
-                started.elapsed().as_secs_f64()
             ),
             Err(e) => failures.push(e),
         }
     }
 
     // Rust, in this process.
+    let log_at = node.log_len();
     let started = Instant::now();
     let rust = tokio::runtime::Runtime::new()
         .unwrap()
@@ -427,13 +486,22 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
                     decoded: decode(*id),
                 })
                 .collect();
-            cross_check(&mut c, "tokio-postgres", "audit_rust", &printed, 501)
+            cross_check(&mut c, "tokio-postgres", "audit_rust", &printed, 501).and_then(|()| {
+                let n = inserts_logged(&node.log_since(log_at), "audit_rust");
+                if expected_inserts("tokio-postgres").contains(&n) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "tokio-postgres: {n} INSERT statements logged, expected 2"
+                    ))
+                }
+            })
         }
         Err(e) => Err(format!("tokio-postgres: {e}")),
     };
     match rust {
         Ok(()) => eprintln!(
-            "clients: tokio-postgres ok: 501 rows in audit_rust ({:.1} s)",
+            "clients: tokio-postgres ok ({:.1} s): 501 rows in audit_rust in 2 INSERT statements; IDs read back exact, above 2^53, decoded as snowflake_parse()",
             started.elapsed().as_secs_f64()
         ),
         Err(e) => failures.push(e),
