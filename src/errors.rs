@@ -48,8 +48,9 @@ pub fn not_preloaded() -> ! {
     )
 }
 
-/// `ALTER SYSTEM SET shared_preload_libraries = '<the running list>, snowflake_id'`: a command
-/// that adds the library without dropping any other.
+/// `ALTER SYSTEM SET shared_preload_libraries = 'lib1', 'snowflake_id'`: each library of the
+/// running list quoted on its own (one quoted string holding a comma would name one library
+/// called "lib1, snowflake_id", and the server would not start), snowflake_id added.
 fn preload_command() -> String {
     // SAFETY: reads the setting's current value (NULL if unknown; never an ERROR with
     // missing_ok).
@@ -61,17 +62,21 @@ fn preload_command() -> String {
             std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
         }
     };
-    let mut list: Vec<&str> = current
+    let mut list: Vec<String> = current
         .split(',')
-        .map(str::trim)
+        .map(|l| l.trim().trim_matches('"').to_string())
         .filter(|l| !l.is_empty())
         .collect();
-    if !list.iter().any(|l| l.trim_matches('"') == "snowflake_id") {
-        list.push("snowflake_id");
+    if !list.iter().any(|l| l == "snowflake_id") {
+        list.push("snowflake_id".into());
     }
+    let quoted: Vec<String> = list
+        .iter()
+        .map(|l| format!("'{}'", l.replace('\'', "''")))
+        .collect();
     format!(
-        "ALTER SYSTEM SET shared_preload_libraries = '{}'",
-        list.join(", ").replace('\'', "''")
+        "ALTER SYSTEM SET shared_preload_libraries = {}",
+        quoted.join(", ")
     )
 }
 

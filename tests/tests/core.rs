@@ -101,19 +101,37 @@ fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
         db.message()
     );
     assert!(db.hint().unwrap_or("").contains("shared_preload_libraries"));
-    // The HINT's command keeps the libraries already preloaded.
-    let (_other, _, db) = nextval_error(
+    // The HINT's command keeps the libraries already preloaded, and works: run as given, with a
+    // node id and a restart, the server preloads both.
+    let (other, mut oc, db) = nextval_error(
         "core-no-preload-list",
         25508,
         &["shared_preload_libraries = 'plpgsql'"],
     );
-    assert!(
-        db.hint()
-            .unwrap_or("")
-            .contains("ALTER SYSTEM SET shared_preload_libraries = 'plpgsql, snowflake_id'"),
-        "{:?}",
-        db.hint()
-    );
+    let hint = db.hint().unwrap_or("").to_string();
+    let command = hint
+        .split_once("keeping the libraries already there: ")
+        .and_then(|(_, rest)| rest.split_once("; then"))
+        .map(|(cmd, _)| cmd.to_string())
+        .unwrap_or_else(|| panic!("no command in the HINT: {hint}"));
+    assert!(command.contains("plpgsql"), "{command}");
+    oc.batch_execute(&command).unwrap();
+    oc.batch_execute("ALTER SYSTEM SET snowflake_id.node_id = 9")
+        .unwrap();
+    drop(oc);
+    other.stop();
+    other.start();
+    let mut oc = other.connect();
+    let preloaded: String = oc
+        .query_one("SHOW shared_preload_libraries", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(preloaded, "plpgsql, snowflake_id");
+    let id: i64 = oc
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(layout::decode(id).unwrap().node, 9);
     // Same connection, still alive; decoders need no shared memory.
     let node_of: i32 = c
         .query_one("SELECT snowflake_node((5::bigint << 12))", &[])
