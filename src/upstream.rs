@@ -112,8 +112,10 @@ fn store_chain(ids: Option<&[u16]>) {
 /// This server's chain, as shown in [`CHAIN_SETTING`]: `None` is `unknown`.
 fn my_chain() -> Option<Vec<u16>> {
     let mut ids: Vec<u16> = crate::guc::node_id().into_iter().collect();
-    // SAFETY: reads shared state; no ERROR.
-    if unsafe { pg_sys::RecoveryInProgress() } {
+    // A process outside a running server (`postgres -C`, single-user mode) may have no shared
+    // memory to ask: it shows the node id alone.
+    // SAFETY: reads process-global flags and, under a postmaster, shared state; no ERROR.
+    if unsafe { pg_sys::IsUnderPostmaster && pg_sys::RecoveryInProgress() } {
         ids.extend(known_chain()?);
     }
     ids.sort_unstable();

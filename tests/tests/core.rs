@@ -101,6 +101,19 @@ fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
         db.message()
     );
     assert!(db.hint().unwrap_or("").contains("shared_preload_libraries"));
+    // The HINT's command keeps the libraries already preloaded.
+    let (_other, _, db) = nextval_error(
+        "core-no-preload-list",
+        25508,
+        &["shared_preload_libraries = 'plpgsql'"],
+    );
+    assert!(
+        db.hint()
+            .unwrap_or("")
+            .contains("ALTER SYSTEM SET shared_preload_libraries = 'plpgsql, snowflake_id'"),
+        "{:?}",
+        db.hint()
+    );
     // Same connection, still alive; decoders need no shared memory.
     let node_of: i32 = c
         .query_one("SELECT snowflake_node((5::bigint << 12))", &[])

@@ -14,7 +14,14 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-const TESTS: &[&str] = &["setup", "decoders", "settings", "privileges", "convert"];
+const TESTS: &[&str] = &[
+    "setup",
+    "decoders",
+    "settings",
+    "privileges",
+    "convert",
+    "json",
+];
 
 fn pg_regress() -> PathBuf {
     let p = snowflake_it::pg()

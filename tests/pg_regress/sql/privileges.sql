@@ -20,3 +20,16 @@ RESET ROLE;
 SET ROLE regress_monitor;
 SELECT node_id, state_file IS NOT NULL AS shows_path FROM snowflake_stats();
 RESET ROLE;
+-- Node id clashes are readable by pg_monitor through a view, without the registry itself.
+INSERT INTO snowflake_nodes (node_id, system_identifier, host, port) VALUES
+  (7, 1001, 'a', 5432), (7, 1002, 'b', 5432), (8, 1003, 'c', 5432);
+SET ROLE regress_monitor;
+SELECT node_id, system_identifier, host FROM snowflake_node_clashes ORDER BY 2;
+SELECT count(*) FROM snowflake_nodes;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET ROLE regress_plain;
+SELECT count(*) FROM snowflake_node_clashes;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DELETE FROM snowflake_nodes WHERE system_identifier IN (1001, 1002, 1003);
