@@ -8,7 +8,7 @@
 //! writes one CSV per case into `DIR/pg<major>/`, then renders `DIR/RESULTS.md` and the charts
 //! from those files and evaluates the targets (a table of data in `targets.rs`). `--quick` is a
 //! smoke test of the benchmark (a few minutes, `target/bench-quick`), which assesses no target.
-//! `--readme` writes a full run's per-major results into README.md's marked block.
+//! `--readme` writes a full run's per-major results into docs/benchmarks.md's marked block.
 
 mod cases;
 mod data;
@@ -45,7 +45,7 @@ struct Cli {
     /// Only render RESULTS.md and the charts from the CSV files already in --out
     #[arg(long)]
     report_only: bool,
-    /// Also write the results of a full run into README.md's results block
+    /// Also write the results of a full run into docs/benchmarks.md's results block
     #[arg(long)]
     readme: bool,
 }
@@ -354,9 +354,9 @@ fn main() -> ExitCode {
             .strip_prefix(&root)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| out.display().to_string());
-        let path = root.join("README.md");
+        let path = root.join("docs").join("benchmarks.md");
         let done = if any_quick {
-            Err("quick-mode figures do not go into the README".to_string())
+            Err("quick-mode figures do not go into docs/benchmarks.md".to_string())
         } else {
             fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
@@ -364,9 +364,9 @@ fn main() -> ExitCode {
                 .map(|t| data::write(&path, &t))
         };
         match done {
-            Ok(()) => println!("== README.md: results block rewritten"),
+            Ok(()) => println!("== docs/benchmarks.md: results block rewritten"),
             Err(e) => {
-                eprintln!("error: README.md not written: {e}");
+                eprintln!("error: docs/benchmarks.md not written: {e}");
                 ok = false;
             }
         }
