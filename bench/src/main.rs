@@ -350,9 +350,10 @@ fn main() -> ExitCode {
         let any_quick = majors
             .iter()
             .any(|m| data::meta_get(&data::read_meta(&out.join(m)), "quick") == "true");
+        // Links in the block are relative to docs/, where it lives.
         let rel = out
             .strip_prefix(&root)
-            .map(|p| p.display().to_string())
+            .map(|p| format!("../{}", p.display()))
             .unwrap_or_else(|_| out.display().to_string());
         let path = root.join("docs").join("benchmarks.md");
         let done = if any_quick {
