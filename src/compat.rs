@@ -1,6 +1,6 @@
 //! Everything that differs between PostgreSQL majors, in one place. The crate builds for one
 //! major at a time (features `pg13`..`pg18`, as pgrx names them); each `cfg` below says what
-//! changed in which release. Tested on 15 and 18; 13, 14, 16 and 17 are type-checked.
+//! changed in which release. Tested on 15, 16, 17 and 18; 13 and 14 are type-checked.
 
 use pgrx::pg_sys;
 
