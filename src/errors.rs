@@ -41,8 +41,10 @@ pub fn not_preloaded() -> ! {
         Some("The generator keeps its state in shared memory, which only a preloaded library can have.".into()),
         &format!(
             "Add snowflake_id to shared_preload_libraries, keeping the libraries already there: \
-             {}; then set snowflake_id.node_id and restart the server. Where postgresql.conf \
-             or an HA manager (Patroni) sets the list, add it there instead.",
+             {}; then add snowflake_id.node_id = <a number no other server uses> to \
+             postgresql.conf (ALTER SYSTEM accepts it only once the library is loaded) and \
+             restart the server. Where postgresql.conf or an HA manager (Patroni) sets the \
+             list, add it there instead.",
             preload_command()
         ),
     )

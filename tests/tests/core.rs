@@ -116,8 +116,8 @@ fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
         .unwrap_or_else(|| panic!("no command in the HINT: {hint}"));
     assert!(command.contains("plpgsql"), "{command}");
     oc.batch_execute(&command).unwrap();
-    oc.batch_execute("ALTER SYSTEM SET snowflake_id.node_id = 9")
-        .unwrap();
+    assert!(hint.contains("postgresql.conf"), "{hint}");
+    other.append_conf("snowflake_id.node_id = 9\n");
     drop(oc);
     other.stop();
     other.start();
