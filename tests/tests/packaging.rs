@@ -1078,9 +1078,11 @@ const QUICK_INSTALL_SOURCE: &str =
     r#"bash scripts/install-from-source.sh --pg-config "$PG_CONFIG""#;
 /// Step 2: the libraries preloaded already ...
 const QUICK_SHOW_PRELOAD: &str = r#"psql -c "SHOW shared_preload_libraries""#;
-/// ... and that list with snowflake_id appended (here it showed pg_stat_statements).
+/// ... and that list with snowflake_id appended (here it showed pg_stat_statements). Each
+/// library is its own quoted name: ALTER SYSTEM takes one quoted string `'a, b'` as one library
+/// named "a, b", and the server then fails to start.
 const QUICK_PRELOAD: &str =
-    r#"psql -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements, snowflake_id'""#;
+    r#"psql -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'snowflake_id'""#;
 /// Step 3.
 const QUICK_NODE_ID: &str = r#"psql -c "ALTER SYSTEM SET snowflake_id.node_id = 1""#;
 /// Step 4, as the user `postgres`.
@@ -1268,7 +1270,7 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     let value = shown.lines().nth(2).map(str::trim);
     assert_eq!(value, Some(other), "SHOW printed:\n{shown}");
     let preload = QUICK_PRELOAD.replace("pg_stat_statements", other);
-    assert!(preload.contains(&format!("'{other}, snowflake_id'")));
+    assert!(preload.contains(&format!("'{other}', 'snowflake_id'")));
     qs.run(&preload, &work, false);
     // 3. The node id.
     qs.run(QUICK_NODE_ID, &work, false);
