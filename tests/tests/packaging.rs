@@ -861,6 +861,7 @@ fn check_deb(deb: &Path, major: u32, dest: &Path) {
     if dest.exists() {
         fs::remove_dir_all(dest).unwrap();
     }
+    fs::create_dir_all(dest).unwrap();
     run(
         "dpkg-deb -x",
         Command::new("dpkg-deb").arg("-x").arg(deb).arg(dest),
@@ -1083,11 +1084,13 @@ const QUICK_SHOW_PRELOAD: &str = r#"psql -c "SHOW shared_preload_libraries""#;
 /// named "a, b", and the server then fails to start.
 const QUICK_PRELOAD: &str =
     r#"psql -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'snowflake_id'""#;
-/// Step 3.
-const QUICK_NODE_ID: &str = r#"psql -c "ALTER SYSTEM SET snowflake_id.node_id = 1""#;
-/// Step 4, as the user `postgres`.
+/// Steps 3 and 5, as the user `postgres`.
 const QUICK_RESTART: &str = r#"pg_ctl -D "$PGDATA" restart"#;
-/// Step 5.
+/// Step 4, once the library is loaded: PostgreSQL 15 and 16 refuse ALTER SYSTEM for a parameter
+/// no loaded library defines ("unrecognized configuration parameter"), and the node id takes
+/// effect only at a restart.
+const QUICK_NODE_ID: &str = r#"psql -c "ALTER SYSTEM SET snowflake_id.node_id = 1""#;
+/// Step 6.
 const QUICK_CREATE: &str =
     r#"psql -c "CREATE EXTENSION snowflake_id" -c "SELECT snowflake_nextval()""#;
 
@@ -1120,7 +1123,10 @@ impl QuickStart {
         let mut c = match self.ns {
             Some(pid) => {
                 let mut c = Command::new("nsenter");
-                c.args(["--target", &pid.to_string(), "--mount", "--"])
+                // entering a mount namespace moves to its root directory: --wd keeps `cwd`
+                c.args(["--target", &pid.to_string(), "--mount"])
+                    .arg(format!("--wd={}", cwd.display()))
+                    .arg("--")
                     .arg(inner.get_program())
                     .args(inner.get_args());
                 c
@@ -1185,8 +1191,8 @@ impl Drop for DebSandbox {
 /// else plpgsql): (1) install: the .deb with dpkg for 15 (in a private mount namespace), from the
 /// sources for the relocatable majors (into the PostgreSQL under test, from which the
 /// extension's files are removed first); (2) SHOW the preloaded list and append snowflake_id
-/// with ALTER SYSTEM; (3) the node id with ALTER SYSTEM; (4) restart; (5) CREATE EXTENSION and
-/// an ID. The ID must carry node 1, and both libraries must be preloaded.
+/// with ALTER SYSTEM; (3) restart; (4) the node id with ALTER SYSTEM; (5) restart; (6) CREATE
+/// EXTENSION and an ID. The ID must carry node 1, and both libraries must be preloaded.
 #[test]
 fn quick_start_on_a_fresh_server_gives_an_id() {
     let pg = pg();
@@ -1272,11 +1278,12 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     let preload = QUICK_PRELOAD.replace("pg_stat_statements", other);
     assert!(preload.contains(&format!("'{other}', 'snowflake_id'")));
     qs.run(&preload, &work, false);
-    // 3. The node id.
-    qs.run(QUICK_NODE_ID, &work, false);
-    // 4. Restart.
+    // 3. Restart: the library is loaded, without a node id yet.
     qs.run(QUICK_RESTART, &node.dir, true);
-    // 5. The extension, and an ID.
+    // 4. The node id; 5. restart.
+    qs.run(QUICK_NODE_ID, &work, false);
+    qs.run(QUICK_RESTART, &node.dir, true);
+    // 6. The extension, and an ID.
     let before_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
