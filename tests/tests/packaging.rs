@@ -1,8 +1,11 @@
 //! Packaging and upgrades, on the PostgreSQL under test (`$SNOWFLAKE_PG_CONFIG`, see
-//! [`snowflake_it::pg`]): one version everywhere, the .deb installed with `dpkg -i` on a machine
-//! without Rust (PostgreSQL 15 only), the binary tarball installed into a copy of the
-//! relocatable PostgreSQL tree (every major but 15), `ALTER EXTENSION snowflake_id UPDATE` from
-//! the previous release with live data, and pg_dump / pg_restore into a fresh server.
+//! [`snowflake_it::pg`]): one version everywhere; the .deb of each major checked file by file,
+//! the one for 15 installed with `dpkg -i` on a machine without Rust (the PostgreSQL 15 run),
+//! those for 16, 17 and 18 loaded by a server of their major (the other runs); the quick start
+//! of docs/packages.md run as written; scripts/install-from-source.sh's checks; the binary
+//! tarball installed into a copy of the relocatable PostgreSQL tree (every major but 15);
+//! `ALTER EXTENSION snowflake_id UPDATE` from the previous release with live data, and
+//! pg_dump / pg_restore into a fresh server.
 //! Ports 25901-25919, clusters `pkg-*` under `target/it/pg<major>/`.
 
 use snowflake_core::layout;
