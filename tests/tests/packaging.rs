@@ -1105,26 +1105,28 @@ const QUICK_INSTALL_DEB: &str = "dpkg -i postgresql-NN-snowflake-id_*.deb";
 /// Step 1 for any other PostgreSQL, in the sources ($PG_CONFIG: that PostgreSQL's pg_config).
 const QUICK_INSTALL_SOURCE: &str =
     r#"bash scripts/install-from-source.sh --pg-config "$PG_CONFIG""#;
-/// Step 2: the libraries preloaded already ...
-const QUICK_SHOW_PRELOAD: &str = r#"psql -c "SHOW shared_preload_libraries""#;
+/// Step 2, as the user `postgres` (as are the steps after it): the libraries preloaded
+/// already ...
+const QUICK_SHOW_PRELOAD: &str = "psql -Atc 'SHOW shared_preload_libraries'";
 /// ... and that list with snowflake_id appended (here it showed pg_stat_statements). Each
 /// library is its own quoted name: ALTER SYSTEM takes one quoted string `'a, b'` as one library
 /// named "a, b", and the server then fails to start.
 const QUICK_PRELOAD: &str =
     r#"psql -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'snowflake_id'""#;
-/// Steps 3 and 5, as the user `postgres`.
-const QUICK_RESTART: &str = r#"pg_ctl -D "$PGDATA" restart"#;
-/// Step 4, once the library is loaded: PostgreSQL 15 and 16 refuse ALTER SYSTEM for a parameter
-/// no loaded library defines ("unrecognized configuration parameter"), and the node id takes
-/// effect only at a restart.
-const QUICK_NODE_ID: &str = r#"psql -c "ALTER SYSTEM SET snowflake_id.node_id = 1""#;
-/// Step 6.
+/// Step 3: the node id, into postgresql.conf. Not with ALTER SYSTEM: before the library is
+/// loaded, PostgreSQL 15 and 16 refuse it for a parameter no loaded library defines
+/// ("unrecognized configuration parameter"), and this way one restart applies both settings.
+const QUICK_NODE_ID: &str =
+    r#"echo "snowflake_id.node_id = 1" >> "$(psql -Atc "SHOW config_file")""#;
+/// Step 4.
+const QUICK_RESTART: &str = r#"pg_ctl restart -D "$PGDATA""#;
+/// Step 5.
 const QUICK_CREATE: &str =
-    r#"psql -c "CREATE EXTENSION snowflake_id" -c "SELECT snowflake_nextval()""#;
+    "psql -d postgres -c 'CREATE EXTENSION snowflake_id' -c 'SELECT snowflake_nextval()'";
 
 /// Runs the quick start's command lines with bash, as written, in an environment like a user's
-/// shell (PATH with the server's programs first, PGHOST/PGPORT/PGUSER/PGDATABASE/PGDATA for the
-/// server, PG_CONFIG), inside the mount namespace of process `ns` when given.
+/// shell (PATH with the server's programs first, PGHOST/PGPORT/PGDATA for the server, PG_CONFIG),
+/// inside the mount namespace of process `ns` when given.
 struct QuickStart {
     env: Vec<(String, String)>,
     ns: Option<u32>,
@@ -1219,8 +1221,8 @@ impl Drop for DebSandbox {
 /// else plpgsql): (1) install: the .deb with dpkg for 15 (in a private mount namespace), from the
 /// sources for the relocatable majors (into the PostgreSQL under test, from which the
 /// extension's files are removed first); (2) SHOW the preloaded list and append snowflake_id
-/// with ALTER SYSTEM; (3) restart; (4) the node id with ALTER SYSTEM; (5) restart; (6) CREATE
-/// EXTENSION and an ID. The ID must carry node 1, and both libraries must be preloaded.
+/// with ALTER SYSTEM; (3) the node id into postgresql.conf; (4) restart; (5) CREATE EXTENSION
+/// and an ID. The ID must carry node 1, and both libraries must be preloaded.
 #[test]
 fn quick_start_on_a_fresh_server_gives_an_id() {
     let pg = pg();
@@ -1256,8 +1258,6 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
             ),
             ("PGHOST".into(), "127.0.0.1".into()),
             ("PGPORT".into(), port.to_string()),
-            ("PGUSER".into(), "postgres".into()),
-            ("PGDATABASE".into(), "postgres".into()),
             ("PGDATA".into(), node.data().to_string_lossy().into()),
             ("PG_CONFIG".into(), pg.pg_config.to_string_lossy().into()),
             ("PSQLRC".into(), "/dev/null".into()),
@@ -1300,23 +1300,23 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     }
 
     // 2. The list preloaded already, and snowflake_id appended to it.
-    let shown = qs.run(QUICK_SHOW_PRELOAD, &work, false);
-    let value = shown.lines().nth(2).map(str::trim);
-    assert_eq!(value, Some(other), "SHOW printed:\n{shown}");
+    let shown = qs.run(QUICK_SHOW_PRELOAD, &node.dir, true);
+    assert_eq!(shown.trim(), other, "SHOW printed:\n{shown}");
     let preload = QUICK_PRELOAD.replace("pg_stat_statements", other);
     assert!(preload.contains(&format!("'{other}', 'snowflake_id'")));
-    qs.run(&preload, &work, false);
-    // 3. Restart: the library is loaded, without a node id yet.
+    qs.run(&preload, &node.dir, true);
+    // 3. The node id, into the server's postgresql.conf.
+    qs.run(QUICK_NODE_ID, &node.dir, true);
+    let conf = fs::read_to_string(node.data().join("postgresql.conf")).unwrap();
+    assert!(conf.ends_with("\nsnowflake_id.node_id = 1\n"), "{conf}");
+    // 4. Restart.
     qs.run(QUICK_RESTART, &node.dir, true);
-    // 4. The node id; 5. restart.
-    qs.run(QUICK_NODE_ID, &work, false);
-    qs.run(QUICK_RESTART, &node.dir, true);
-    // 6. The extension, and an ID.
+    // 5. The extension, and an ID.
     let before_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let out = qs.run(QUICK_CREATE, &work, false);
+    let out = qs.run(QUICK_CREATE, &node.dir, true);
     let ids: Vec<i64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
     assert_eq!(ids.len(), 1, "one ID expected in:\n{out}");
     let d = layout::decode(ids[0]).unwrap();
