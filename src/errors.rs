@@ -93,23 +93,6 @@ pub fn node_id_unset() -> ! {
     )
 }
 
-pub fn standby_same_node(node: u16) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-        format!(
-            "snowflake_id: this standby has its primary's node id {node} and cannot issue IDs \
-             while in recovery"
-        ),
-        Some(
-            "Its IDs would repeat IDs the primary issues under the same node id. After \
-             promotion it issues IDs above every ID in the WAL it replayed."
-                .into(),
-        ),
-        "To issue IDs on this standby while it replays, give it its own node id \
-         (snowflake_id.node_id in its postgresql.conf, then restart it).",
-    )
-}
-
 pub fn standby_node_upstream(node: u16, chain: &str) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,

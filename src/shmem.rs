@@ -166,13 +166,12 @@ pub fn raise_floor(ceiling_ms: u64) {
     }
 }
 
-/// On a server in recovery: an ERROR if its node id is its primary's (named by a replayed
-/// record), or may be in use upstream of it (see `upstream`).
+/// On a server in recovery: an ERROR unless its node id is known to be in use nowhere upstream
+/// of it (see `upstream`). Ceiling records replayed from the WAL do not decide it: a rewound
+/// former primary replays its own old records, and a cascaded standby's WAL names only the
+/// primary.
 #[cold]
 fn check_standby(node: u16) {
-    if wal::primary().is_some_and(|p| p.node_id == node) {
-        errors::standby_same_node(node);
-    }
     crate::upstream::check(node);
 }
 
