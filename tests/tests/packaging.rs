@@ -572,17 +572,7 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
         .get(0);
     assert_eq!(Path::new(&server_libdir), cpg.pkglibdir);
     // The postmaster preloaded the copy's library, not the original tree's.
-    let maps = fs::read_to_string(format!(
-        "/proc/{}/maps",
-        node.postmaster_pid().expect("postmaster.pid")
-    ))
-    .unwrap();
-    let so = cpg.pkglibdir.join("snowflake_id.so");
-    assert!(
-        maps.contains(so.to_str().unwrap()),
-        "the postmaster has not mapped {}",
-        so.display()
-    );
+    let maps = postmaster_maps(&node, &cpg.pkglibdir.join("snowflake_id.so"));
     assert!(!maps.contains(pg.pkglibdir.join("snowflake_id.so").to_str().unwrap()));
 
     let before_ms = std::time::SystemTime::now()
@@ -1012,17 +1002,7 @@ fn load_payload(
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
     assert_eq!(extversion(&mut c), version);
     // The postmaster preloaded the packaged library, in the copy.
-    let maps = fs::read_to_string(format!(
-        "/proc/{}/maps",
-        node.postmaster_pid().expect("postmaster.pid")
-    ))
-    .unwrap();
-    let so = cpg.pkglibdir.join("snowflake_id.so");
-    assert!(
-        maps.contains(so.to_str().unwrap()),
-        "the postmaster has not mapped {}",
-        so.display()
-    );
+    postmaster_maps(&node, &cpg.pkglibdir.join("snowflake_id.so"));
     let before_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -1880,4 +1860,19 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
         .unwrap()
         .get(0);
     assert_eq!(total, 5000);
+}
+
+/// The postmaster's memory map; asserts it has mapped the library `so`.
+fn postmaster_maps(node: &snowflake_it::Node, so: &Path) -> String {
+    let maps = fs::read_to_string(format!(
+        "/proc/{}/maps",
+        node.postmaster_pid().expect("postmaster.pid")
+    ))
+    .unwrap();
+    assert!(
+        maps.contains(so.to_str().unwrap()),
+        "the postmaster has not mapped {}",
+        so.display()
+    );
+    maps
 }
