@@ -3,7 +3,7 @@
 //! ceiling file again. The hot path is `Generator::next`: no lock, no I/O.
 
 use crate::wait::PgClock;
-use crate::wal::{self, WAL};
+use crate::wal::{self, Recovery, WAL};
 use crate::{errors, guc};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic};
@@ -175,6 +175,18 @@ fn check_standby(node: u16) {
     crate::upstream::check(node);
 }
 
+/// The first ID draw after recovery: a standby that issued IDs extended its ceiling in its
+/// state file only (it writes no WAL), and a promoted server would go on issuing under that
+/// ceiling with nothing in the WAL: a standby of it, promoted in turn, would not know of those
+/// IDs. The ceiling is expired once, so the next ID logs a new one first.
+#[cold]
+#[inline(never)]
+fn after_recovery(generator: &Generator) {
+    if wal::first_after_recovery() {
+        generator.expire_ceiling(&PgClock);
+    }
+}
+
 /// The configured node id, or an ERROR (not preloaded, or not set).
 pub fn node_id() -> u16 {
     require_preloaded();
@@ -187,8 +199,10 @@ pub fn next_id() -> i64 {
     let generator = generator();
     // generator() checked the preload already: read the setting directly.
     let node = guc::node_id().unwrap_or_else(|| errors::node_id_unset());
-    if wal::in_recovery() {
-        check_standby(node);
+    match wal::recovery() {
+        Recovery::Over => {}
+        Recovery::InRecovery => check_standby(node),
+        Recovery::JustEnded => after_recovery(generator),
     }
     match generator.next_as(writer(), &PgClock, store(Some(node)), &config()) {
         Ok(issued) => {

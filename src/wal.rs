@@ -87,6 +87,8 @@ pub struct WalState {
     /// Highest ceiling this server logged, and how many records it wrote.
     logged_ms: AtomicU64,
     logged: AtomicU64,
+    /// Set by the first ID draw after recovery (see [`first_after_recovery`]).
+    after_recovery: AtomicBool,
 }
 
 // SAFETY: `repr(C)`, atomics only, no pointers.
@@ -101,6 +103,7 @@ impl Default for WalState {
             primary_sysid: AtomicU64::new(0),
             logged_ms: AtomicU64::new(0),
             logged: AtomicU64::new(0),
+            after_recovery: AtomicBool::new(false),
         }
     }
 }
@@ -194,23 +197,50 @@ unsafe fn wait_for_sync_standbys(lsn: pg_sys::XLogRecPtr) -> bool {
 /// an ID).
 static RECOVERY_OVER: AtomicBool = AtomicBool::new(false);
 
-/// Whether this server is replaying WAL (a standby, or a server in crash or archive recovery).
+/// Where this server stands, as seen by the calling process's ID draws.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Recovery was over already at this process's last draw.
+    Over,
+    /// Replaying WAL (a standby, or a server in crash or archive recovery).
+    InRecovery,
+    /// Over, first seen now by this process.
+    JustEnded,
+}
+
+/// For the ID path only: reports the end of recovery once per process.
 #[inline(always)]
-pub fn in_recovery() -> bool {
-    !RECOVERY_OVER.load(Relaxed) && ask_recovery()
+pub fn recovery() -> Recovery {
+    if RECOVERY_OVER.load(Relaxed) {
+        Recovery::Over
+    } else {
+        ask_recovery()
+    }
 }
 
 /// Out of line: pgrx's guard around the call needs a large stack frame, which inlined would be
 /// set up on every ID.
 #[cold]
 #[inline(never)]
-fn ask_recovery() -> bool {
-    // SAFETY: reads shared state; no ERROR.
-    let recovering = unsafe { pg_sys::RecoveryInProgress() };
-    if !recovering {
+fn ask_recovery() -> Recovery {
+    if in_recovery() {
+        Recovery::InRecovery
+    } else {
         RECOVERY_OVER.store(true, Relaxed);
+        Recovery::JustEnded
     }
-    recovering
+}
+
+/// Whether this server is replaying WAL now (off the ID path).
+pub fn in_recovery() -> bool {
+    // SAFETY: reads shared state; no ERROR.
+    unsafe { pg_sys::RecoveryInProgress() }
+}
+
+/// True for the first caller on this server once recovery is over (a promotion, the end of
+/// crash or archive recovery), false for every later one.
+pub fn first_after_recovery() -> bool {
+    !WAL.get().after_recovery.swap(true, Relaxed)
 }
 
 /// The primary whose WAL this server replays, if known: from a record replayed since start.

@@ -829,6 +829,29 @@ impl Generator {
         Ok(event)
     }
 
+    /// Makes the next ID save a new ceiling first (in the store's way, which may differ from
+    /// the way the current one was saved: a standby's ceiling, saved without WAL, once it is
+    /// promoted). IDs already issued stay below every ceiling saved after this. Nothing
+    /// happens before the state has started.
+    pub fn expire_ceiling(&self, clock: &impl Clock) {
+        let _guard = loop {
+            if let Some(g) = self.try_lock() {
+                break g;
+            }
+            clock.pause(LOCK_PAUSE);
+        };
+        let ceiling = self.ceiling.load(Acquire);
+        if ceiling == 0 {
+            return;
+        }
+        // At or below the last issued millisecond: the next ID, whatever its tick, is at or
+        // above it and must extend first (0 would mean "not started").
+        let expired = (self.last.load(Relaxed) >> SEQUENCE_BITS).max(1);
+        if expired < ceiling {
+            self.ceiling.store(expired, Release);
+        }
+    }
+
     /// The counters, read without stopping the generator.
     pub fn stats(&self) -> Stats {
         Stats {

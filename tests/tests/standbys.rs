@@ -412,3 +412,58 @@ fn a_standby_of_a_standby_never_issues_under_a_node_id_used_above_it() {
         .get(0);
     assert_eq!(node_of(id), 1);
 }
+
+/// A standby that issued IDs while in recovery saved its ceilings in its state file only (a
+/// standby writes no WAL). Promoted, it logs a new ceiling before its next ID, so its own
+/// standbys and a later failover know every ID it issues as a primary.
+#[test]
+fn a_promoted_standby_logs_its_ceiling_before_its_first_id_as_primary() {
+    let name = "sb-promoted";
+    let p = Cluster::init(name, 26210, &["snowflake_id.node_id = 1"]);
+    p.start();
+    p.psql("CREATE EXTENSION snowflake_id");
+    let s = Cluster::standby_of(
+        &p,
+        &format!("{name}-s"),
+        26211,
+        &["snowflake_id.node_id = 2"],
+    );
+    s.start();
+    let mut sc = s.connect();
+    wait_chain(&mut sc);
+    let in_recovery: i64 = sc
+        .query_one(
+            "SELECT max(snowflake_nextval()) FROM generate_series(1, 100000)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let written: i64 = sc
+        .query_one("SELECT wal_records_written FROM snowflake_stats()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(written, 0, "a standby wrote WAL");
+    p.stop();
+    s.promote();
+    let mut sc = s.connect();
+    let first: i64 = sc
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
+    assert!(first > in_recovery);
+    let r = sc
+        .query_one(
+            "SELECT wal_records_written,
+                    (extract(epoch FROM wal_ceiling) * 1000)::bigint
+             FROM snowflake_stats()",
+            &[],
+        )
+        .unwrap();
+    let (records, wal_ceiling_ms): (i64, Option<i64>) = (r.get(0), r.get(1));
+    let first_ms = layout::unix_ms(layout::decode(first).unwrap().ms) as i64;
+    assert!(
+        records > 0 && wal_ceiling_ms.is_some_and(|c| c > first_ms),
+        "the promoted standby issued ID at {first_ms} ms with {records} ceiling records in the \
+         WAL (highest {wal_ceiling_ms:?})"
+    );
+}

@@ -1218,3 +1218,24 @@ fn an_unconfirmed_ceiling_issues_nothing_and_leaves_the_lock_free() {
     let next = g.next(&c, &s, &cfg).unwrap().tick;
     assert!(next > first && s.0.ceiling().unwrap() > ceiling);
 }
+
+/// An expired ceiling (a promoted standby's, saved without WAL) is saved anew before the next
+/// ID, and that ID is below the new ceiling; before the start, expiring does nothing.
+#[test]
+fn after_an_expired_ceiling_the_next_id_saves_a_new_one_first() {
+    let (g, c, s, cfg) = fresh();
+    g.expire_ceiling(&c);
+    assert_eq!(g.stats().ceiling_ms, 0, "expired before the start");
+    let mut prev = 0;
+    for _ in 0..10 {
+        issue(&g, &c, &s, &cfg, &mut prev);
+    }
+    let saves = s.saved.lock().unwrap().len();
+    let before = s.ceiling().unwrap();
+    g.expire_ceiling(&c);
+    let t = issue(&g, &c, &s, &cfg, &mut prev).tick;
+    let saved = s.saved.lock().unwrap().clone();
+    assert_eq!(saved.len(), saves + 1, "no new ceiling before the next ID");
+    assert!((t >> SEQUENCE_BITS) < *saved.last().unwrap());
+    assert!(*saved.last().unwrap() >= before.min(t >> SEQUENCE_BITS));
+}
