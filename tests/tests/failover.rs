@@ -133,13 +133,17 @@ fn promote_after_kill(name: &str, port: u16, standby_node: u16) {
     // Hot standby: its own node id issues IDs once it has learnt the node ids in use upstream;
     // its primary's is refused.
     if standby_node != 1 {
-        wait_for("the upstream's node id chain", Duration::from_secs(60), || {
-            let chain: String = sc
-                .query_one("SHOW snowflake_id.node_id_chain", &[])
-                .unwrap()
-                .get(0);
-            (chain != "unknown").then_some(())
-        });
+        wait_for(
+            "the upstream's node id chain",
+            Duration::from_secs(60),
+            || {
+                let chain: String = sc
+                    .query_one("SHOW snowflake_id.node_id_chain", &[])
+                    .unwrap()
+                    .get(0);
+                (chain != "unknown").then_some(())
+            },
+        );
     }
     let hot = sc.query_one("SELECT snowflake_nextval()", &[]);
     if standby_node == 1 {

@@ -187,7 +187,13 @@ fn in_recovery(c: &mut Client) -> bool {
 }
 
 fn show(c: &mut Client, setting: &str) -> String {
-    c.query_one(&format!("SHOW {setting}"), &[]).unwrap().get(0)
+    match c.query_one(&format!("SHOW {setting}"), &[]) {
+        Ok(row) => row.get(0),
+        Err(e) => panic!(
+            "SHOW {setting}: {e} (an older build of snowflake_id, without the standby refusal, \
+             is installed: cargo pgrx install --release from this tree first)"
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -701,7 +707,13 @@ impl Ha {
                     "{}",
                     db.message()
                 );
-                assert!(db.message().contains("in use upstream"), "{}", db.message());
+                // Refused as in use upstream (its chain), or as its primary's node id (the WAL
+                // it replayed names it): either way under the shared node id.
+                assert!(
+                    db.message().contains(&format!("node id {SHARED_NODE_ID} ")),
+                    "{}",
+                    db.message()
+                );
             }
             Policy::PerMember => {
                 let id: i64 = got

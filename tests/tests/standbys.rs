@@ -374,10 +374,16 @@ fn a_standby_of_a_standby_never_issues_under_a_node_id_used_above_it() {
     let b = Cluster::standby_of(&a, &format!("{name}-b"), 26208, &[]);
     b.start();
     let mut bc = b.connect();
-    refused(&mut bc, "a clone of a standby with that standby's node id, at once");
+    refused(
+        &mut bc,
+        "a clone of a standby with that standby's node id, at once",
+    );
     let mut ac = a.connect();
     assert_eq!(wait_chain(&mut ac), "1,2");
-    let id: i64 = ac.query_one("SELECT snowflake_nextval()", &[]).unwrap().get(0);
+    let id: i64 = ac
+        .query_one("SELECT snowflake_nextval()", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(node_of(id), 2);
     assert_eq!(wait_chain(&mut bc), "1,2");
     let e = refused(&mut bc, "a clone of a standby with that standby's node id");
