@@ -677,10 +677,31 @@ impl Ha {
     /// What a replica does with `SELECT snowflake_nextval()` once it knows its upstream's node
     /// ids: under a shared node id it refuses (25006), with its own it issues IDs under it.
     /// Returns its `snowflake_id.node_id_chain`.
-    fn probe_replica(&self, i: usize) -> String {
+    fn probe_replica(&self, i: usize, leader: usize) -> String {
         let m = &self.members[i];
         let mut c = m.connect();
         assert!(in_recovery(&mut c), "{} is not in recovery", m.name);
+        // Asked once the replica has replayed what the leader wrote so far: a rejoined old
+        // leader replays its own old ceiling records first, and takes their writer (itself) for
+        // its primary until it replays the new leader's.
+        let lsn: String = self.members[leader]
+            .connect()
+            .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+            .unwrap()
+            .get(0);
+        wait_for(
+            &format!("{} to replay the leader's WAL", m.name),
+            Duration::from_secs(60),
+            || {
+                c.query_one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&lsn],
+                )
+                .ok()?
+                .get::<_, bool>(0)
+                .then_some(())
+            },
+        );
         let chain = wait_for(
             &format!("{}'s snowflake_id.node_id_chain", m.name),
             Duration::from_secs(60),
@@ -717,7 +738,14 @@ impl Ha {
             }
             Policy::PerMember => {
                 let id: i64 = got
-                    .unwrap_or_else(|e| panic!("replica {} with its own node id: {e}", m.name))
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "replica {} with its own node id {}: {:?}",
+                            m.name,
+                            m.node_id,
+                            e.as_db_error()
+                        )
+                    })
                     .get(0);
                 assert_eq!(layout::decode(id).unwrap().node, m.node_id);
             }
@@ -800,7 +828,7 @@ fn scenario(
         });
     }
     for i in [1, 2] {
-        let chain = ha.probe_replica(i);
+        let chain = ha.probe_replica(i, 0);
         eprintln!(
             "[{name}] replica {} node_id_chain = {chain}",
             ha.members[i].name
@@ -918,7 +946,7 @@ fn scenario(
         // Every running replica, after each event: none issues an ID under the shared node id.
         for r in ha.replicas(leader) {
             ha.wait_replica(r, Duration::from_secs(120));
-            let chain = ha.probe_replica(r);
+            let chain = ha.probe_replica(r, leader);
             eprintln!(
                 "[{name}]   replica {} node_id_chain = {chain}",
                 ha.members[r].name
