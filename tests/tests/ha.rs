@@ -24,6 +24,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 const HOUR_MS: i64 = 3_600_000;
+/// How long the asynchronous replicas lag behind the leader before it is killed: longer than
+/// the ceiling's lead (1 s), short enough for Patroni's maximum_lag_on_failover (1 MB).
+const LAG: Duration = Duration::from_millis(1500);
+const MAX_UNREPLICATED: usize = 3000;
 
 /// Patroni drives Debian's PostgreSQL 15 (the packages this suite installs); the suite also runs
 /// on 18, where these tests say so and return.
@@ -721,60 +725,76 @@ impl Ha {
         if self.policy == Policy::PerMember && !self.ask_standbys {
             return format!("{chain}, not asked for an ID yet");
         }
+        if self.policy == Policy::PerMember {
+            return self.probe_own_node_id(&mut c, i, &chain);
+        }
         let got = c.query_one("SELECT snowflake_nextval()", &[]);
-        match self.policy {
-            Policy::Shared => {
-                let e = got.err().unwrap_or_else(|| {
-                    panic!(
-                        "replica {} issued an ID under the shared node id {SHARED_NODE_ID} \
-                         (is an old build of snowflake_id installed? cargo pgrx install from \
-                         this tree)",
-                        m.name
-                    )
-                });
-                let db = e.as_db_error().unwrap_or_else(|| panic!("{e}"));
-                assert_eq!(
-                    db.code(),
-                    &SqlState::READ_ONLY_SQL_TRANSACTION,
-                    "{}",
-                    db.message()
-                );
-                // Refused as in use upstream (its chain), or as its primary's node id (the WAL
-                // it replayed names it): either way under the shared node id.
-                assert!(
-                    db.message().contains(&format!("node id {SHARED_NODE_ID} ")),
-                    "{}",
-                    db.message()
-                );
-            }
-            Policy::PerMember => match got {
+        let e = got.err().unwrap_or_else(|| {
+            panic!(
+                "replica {} issued an ID under the shared node id {SHARED_NODE_ID} \
+                 (is an old build of snowflake_id installed? cargo pgrx install from \
+                 this tree)",
+                m.name
+            )
+        });
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{e}"));
+        assert_eq!(
+            db.code(),
+            &SqlState::READ_ONLY_SQL_TRANSACTION,
+            "{}",
+            db.message()
+        );
+        // Refused as in use upstream (its chain), or as its primary's node id (the WAL it
+        // replayed names it): either way under the shared node id.
+        assert!(
+            db.message().contains(&format!("node id {SHARED_NODE_ID} ")),
+            "{}",
+            db.message()
+        );
+        format!("{chain}, refuses under the shared node id")
+    }
+
+    /// A replica with its own node id issues IDs under it, within 30 s of an event: its
+    /// upstream's chain, asked again every 10 s, may still name the node ids of the servers
+    /// above it before a switchover (its own among them) for that long.
+    fn probe_own_node_id(&self, c: &mut Client, i: usize, chain: &str) -> String {
+        let m = &self.members[i];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let db = match c.query_one("SELECT snowflake_nextval()", &[]) {
                 Ok(row) => {
                     let id: i64 = row.get(0);
                     assert_eq!(layout::decode(id).unwrap().node, m.node_id);
                     return format!("{chain}, issues IDs under node id {}", m.node_id);
                 }
-                // A former leader rejoined as a replica takes the writer of the last ceiling
-                // record it replayed for its primary. Until the new leader writes one (when
-                // its IDs pass the ceiling it inherited: here an hour ahead of its clock),
-                // that record is the former leader's own, and it refuses under its own node
-                // id: safe (no ID at all), though no other server uses that node id.
-                Err(e) => {
-                    let db = e.as_db_error().unwrap_or_else(|| panic!("{e}"));
-                    let own = format!("primary's node id {} ", m.node_id);
-                    assert!(
-                        m.led
-                            && db.code() == &SqlState::READ_ONLY_SQL_TRANSACTION
-                            && db.message().contains(&own),
-                        "replica {} with its own node id {} (led before: {}): {db:?}",
-                        m.name,
-                        m.node_id,
-                        m.led
-                    );
-                    return format!("{chain}, refuses: {}", db.message());
-                }
-            },
+                Err(e) => e.as_db_error().unwrap_or_else(|| panic!("{e}")).clone(),
+            };
+            assert_eq!(
+                db.code(),
+                &SqlState::READ_ONLY_SQL_TRANSACTION,
+                "replica {}: {db:?}",
+                m.name
+            );
+            // A former leader rejoined as a replica takes the writer of the last ceiling record
+            // it replayed for its primary. Until the new leader writes one (when its IDs pass
+            // the ceiling it inherited: here an hour ahead of its clock), that record is the
+            // former leader's own, and it refuses under its own node id: safe (no ID at all),
+            // though no other server uses that node id.
+            if m.led
+                && db
+                    .message()
+                    .contains(&format!("primary's node id {} ", m.node_id))
+            {
+                return format!("{chain}, refuses: {}", db.message());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {} with its own node id {} still refuses after 30 s: {db:?}",
+                m.name,
+                m.node_id
+            );
+            thread::sleep(Duration::from_millis(200));
         }
-        format!("{chain}, refuses under the shared node id")
     }
 }
 
@@ -792,6 +812,9 @@ enum StandbyIds {
 enum Event {
     /// `kill -9` of the leader's Patroni and PostgreSQL: Patroni promotes a replica.
     Kill,
+    /// The same, after the leader's WAL senders were stopped (SIGSTOP) for `LAG` while it went
+    /// on acknowledging writes: under asynchronous replication those writes are lost with it.
+    KillLagging,
     /// The member killed last is started again: Patroni rewinds it and makes it a replica.
     Rejoin,
     /// `patronictl switchover` to a replica (the synchronous standby under synchronous_mode).
@@ -898,6 +921,51 @@ fn scenario(
                 killed = Some(leader);
                 let new = ha.wait_leader(Some(leader), Duration::from_secs(120));
                 (new, String::new())
+            }
+            Event::KillLagging => {
+                // The leader's WAL senders stop sending (SIGSTOP); what the replicas have
+                // received so far is all they will get.
+                let senders: Vec<i32> = ha.members[leader]
+                    .connect()
+                    .query(
+                        "SELECT pid FROM pg_stat_replication WHERE state = 'streaming'",
+                        &[],
+                    )
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                assert_eq!(senders.len(), 2, "WAL senders to both replicas");
+                for pid in &senders {
+                    // SAFETY: signals a WAL sender of a server this test started.
+                    unsafe { libc::kill(*pid, libc::SIGSTOP) };
+                }
+                let stopped = Instant::now();
+                // The lag: writes acknowledged by the leader only, for LAG or until
+                // MAX_UNREPLICATED of them (Patroni promotes no replica lagging more than
+                // maximum_lag_on_failover, 1 MB of WAL).
+                let unreplicated = wait_for("writes the replicas miss", LAG * 20, || {
+                    let n = load
+                        .acks
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|a| a.at >= stopped)
+                        .count();
+                    (n > 0 && (stopped.elapsed() >= LAG || n >= MAX_UNREPLICATED)).then_some(n)
+                });
+                let lag = stopped.elapsed();
+                // SIGKILL ends the stopped WAL senders with the rest of the server.
+                ha.members[leader].kill9();
+                killed = Some(leader);
+                let new = ha.wait_leader(Some(leader), Duration::from_secs(120));
+                (
+                    new,
+                    format!(
+                        "{unreplicated} writes acknowledged in the {lag:?} the leader's WAL \
+                         senders were stopped"
+                    ),
+                )
             }
             Event::Rejoin => {
                 let k = killed.take().expect("a rejoin follows a kill");
@@ -1188,7 +1256,7 @@ fn patroni_async_shared_node_id_failover() {
         26420,
         Policy::Shared,
         false,
-        &[Event::Kill],
+        &[Event::KillLagging],
         StandbyIds::Throughout,
     );
 }
@@ -1205,7 +1273,7 @@ fn patroni_async_node_id_per_member_failover() {
         26430,
         Policy::PerMember,
         false,
-        &[Event::Kill],
+        &[Event::KillLagging],
         StandbyIds::Throughout,
     );
     assert_eq!(duplicates, 0, "duplicate acknowledged IDs");
