@@ -11,7 +11,7 @@ use postgres::{Client, NoTls, SimpleQueryMessage};
 use snowflake_core::layout;
 use snowflake_it::clock::{self, ServerClock, Shim};
 use snowflake_it::{alive, as_postgres, count_duplicates, ensure_traversable, wait_for, Cluster};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -1087,6 +1087,23 @@ fn scenario(
         .iter()
         .filter(|a| !rows.values().any(|v| *v == a.v))
         .count();
+    // Under a shared node id a lost ID can come back only at a millisecond at which the old
+    // leader issued it: acknowledged IDs the last leader holds at the (millisecond, node id) of
+    // a lost one are the exposure (same millisecond and node: only the sequence tells them
+    // apart).
+    let key = |id: i64| {
+        let p = layout::decode(id).unwrap();
+        (p.ms, p.node)
+    };
+    let lost_at: HashSet<(u64, u16)> = acks
+        .iter()
+        .filter(|a| !rows.contains_key(&a.id))
+        .map(|a| key(a.id))
+        .collect();
+    let exposed = acks
+        .iter()
+        .filter(|a| rows.contains_key(&a.id) && lost_at.contains(&key(a.id)))
+        .count();
     let port_node: HashMap<u16, u16> = ha.members.iter().map(|m| (m.pg_port, m.node_id)).collect();
     for a in &acks {
         assert_eq!(
@@ -1101,7 +1118,8 @@ fn scenario(
         "[{name}] policy {policy:?}, synchronous_mode {sync}: {} writes acknowledged ({} client \
          errors), {} rows on the last leader {}; duplicate acknowledged IDs {duplicates}, \
          acknowledged IDs missing {missing}, acknowledged rows lost {lost_values}, IDs issued \
-         for two rows {reissued}; setup {setup:?}, total {:?}",
+         for two rows {reissued}, IDs held at the millisecond and node id of a lost one \
+         {exposed}; setup {setup:?}, total {:?}",
         acks.len(),
         errors,
         rows.len(),
@@ -1512,7 +1530,7 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
     let mut server = Cluster::init(
         "ha-exporter",
         pg_port,
-        &["snowflake_id.node_id = 21", "snowflake_id.max_drift_ms = 1"],
+        &["snowflake_id.node_id = 21", "snowflake_id.max_drift_ms = 0"],
     );
     server.env = shim.env();
     server.start();
@@ -1545,7 +1563,7 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
     assert!(labels.contains("node_id=\"21\""), "labels {labels}");
     for (name, lo, hi) in [
         ("snowflake_clock_steps", 0.0, 0.0),
-        ("snowflake_drift_waits", 0.0, f64::MAX),
+        ("snowflake_drift_waits", 0.0, 0.0),
         ("snowflake_ceiling_writes", 1.0, f64::MAX),
         ("snowflake_upstream_in_recovery", 0.0, 0.0),
         ("snowflake_upstream_node_id_chain_known", 1.0, 1.0),
@@ -1574,6 +1592,26 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
     let mut c = server.connect();
     let row = c.query_one(ALERT_CLOCK_STEPS, &[]).unwrap();
     assert_eq!(row.get::<_, i64>(0), 0);
+    // A burst above 4,096 IDs per ms reaches max_drift_ms (0 here: no millisecond borrowed
+    // ahead of the clock): callers wait. 16 IDs a row keep the executor's cost per ID low.
+    let waits_before: i64 = c.query_one(ALERT_DRIFT_WAITS, &[]).unwrap().get(0);
+    assert_eq!(waits_before, 0);
+    let row16 = vec!["snowflake_nextval()"; 16].join(", ");
+    let started = Instant::now();
+    c.query_one(
+        &format!("SELECT count(*) FROM (SELECT {row16} FROM generate_series(1, 250000)) s"),
+        &[],
+    )
+    .unwrap();
+    let took = started.elapsed();
+    let row = c.query_one(ALERT_DRIFT_WAITS, &[]).unwrap();
+    let (waits, wait_ms): (i64, f64) = (row.get(0), row.get(1));
+    assert!(
+        waits > waits_before && wait_ms > 0.0,
+        "4M IDs in one statement ({took:?}, {:.0} IDs/ms) did not wait at the drift bound: \
+         {waits} waits (a machine drawing fewer than 4,096 IDs/ms never reaches it)",
+        4_000_000.0 / took.as_millis().max(1) as f64
+    );
     // A step of the wall clock back by 5 s: the generator counts it.
     shim.set_offset_ms(-5_000);
     clock::wait_until_server_offset(&mut c, -5_000);
@@ -1586,19 +1624,6 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
             (row.get::<_, i64>(0) >= 1).then_some(())
         },
     );
-    // A burst above 4,096 IDs per ms reaches max_drift_ms (1 ms here): callers wait.
-    let waits_before: i64 = c.query_one(ALERT_DRIFT_WAITS, &[]).unwrap().get(0);
-    c.query_one(
-        "SELECT count(snowflake_nextval()) FROM generate_series(1, 2000000)",
-        &[],
-    )
-    .unwrap();
-    let row = c.query_one(ALERT_DRIFT_WAITS, &[]).unwrap();
-    let (waits, wait_ms): (i64, f64) = (row.get(0), row.get(1));
-    assert!(
-        waits > waits_before && wait_ms > 0.0,
-        "2M IDs in one statement did not wait at the drift bound: {waits} waits"
-    );
     let m = scrape_until(exporter_port, &mut exporter, "snowflake_clock_steps", |v| {
         v >= 1.0
     });
@@ -1608,7 +1633,7 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
         "exported drift waits {exported_waits} < {waits}"
     );
     eprintln!(
-        "[ha-exporter] after a 5 s step back and a 2M burst: snowflake_clock_steps {}, \
+        "[ha-exporter] after a 4M burst and a 5 s step back: snowflake_clock_steps {}, \
          snowflake_drift_waits {exported_waits} (first scrape: issued {issued})",
         sample(&m, "snowflake_clock_steps").unwrap().1
     );
