@@ -1267,7 +1267,7 @@ fn patroni_sync_node_id_per_member_failover_rejoin_switchover() {
 /// The same, with the replicas issuing IDs under their own node ids from the start: a replica
 /// that issued IDs while in recovery and is promoted later, the floor it replayed an hour ahead
 /// of its clock, issues IDs below those its predecessor acknowledged (seen: every ID after the
-/// switchover, by about 9 ms). Unique (another node id), but not in time order. Shares its
+/// switchover, by 1 to 9 ms). Unique (another node id), but not in time order. Shares its
 /// ports with the test above.
 #[test]
 #[ignore = "known failure of the extension: a standby that issued IDs in recovery, once promoted, can issue below its predecessor (docs/ha.md)"]
