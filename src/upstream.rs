@@ -12,8 +12,9 @@
 //!   standby its own followed by its upstream's chain, or `unknown` until it has learnt it;
 //! * a background worker on every server in recovery asks its upstream, over the standby's own
 //!   `primary_conninfo` (a replication connection, which accepts `SHOW`), for that setting,
-//!   and keeps the answer in shared memory; it asks again every few seconds and forgets the
-//!   answer when `primary_conninfo` changes;
+//!   and keeps the answer in shared memory; it asks again every 10 s (every half second while
+//!   the answer is unknown or holds its own node id) and forgets the answer when
+//!   `primary_conninfo` changes;
 //! * a server in recovery issues an ID only when the chain is known and its node id is not in
 //!   it (`check`): never allowed until proven otherwise.
 //!
@@ -35,7 +36,8 @@ use std::time::Duration;
 
 /// The setting a server shows its downstream standbys.
 pub const CHAIN_SETTING: &CStr = c"snowflake_id.node_id_chain";
-/// How often a standby asks again while the chain is known, and while it is not.
+/// How often a standby asks again while the chain is known and allows its node id, and while
+/// it is not known or refuses it.
 const RECHECK: Duration = Duration::from_secs(10);
 const RETRY: Duration = Duration::from_millis(500);
 const WORDS: usize = (MAX_NODE as usize + 1).div_ceil(64);
@@ -222,8 +224,13 @@ pub extern "C-unwind" fn snowflake_id_upstream_main(_arg: pg_sys::Datum) {
             // SAFETY: the worker's own configuration, reloaded between checks.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
+        // Asked again soon while the answer refuses this server's IDs: right after a switchover
+        // the answer may be the new upstream's from before its promotion.
         let known = ask_upstream();
-        if !BackgroundWorker::wait_latch(Some(if known { RECHECK } else { RETRY })) {
+        let settled = known
+            && crate::guc::node_id()
+                .is_none_or(|n| known_chain().is_some_and(|chain| !chain.contains(&n)));
+        if !BackgroundWorker::wait_latch(Some(if settled { RECHECK } else { RETRY })) {
             return;
         }
     }

@@ -1265,12 +1265,11 @@ fn patroni_sync_node_id_per_member_failover_rejoin_switchover() {
 }
 
 /// The same, with the replicas issuing IDs under their own node ids from the start: a replica
-/// that issued IDs while in recovery and is promoted later, the floor it replayed an hour ahead
-/// of its clock, issues IDs below those its predecessor acknowledged (seen: every ID after the
-/// switchover, by 1 to 9 ms). Unique (another node id), but not in time order. Shares its
-/// ports with the test above.
+/// that issued IDs while in recovery (its ceilings in its state file only), promoted after the
+/// failover with the floor it replayed an hour ahead of its clock, must log a ceiling before
+/// its first ID as leader, or the next leader after the switchover starts below the IDs it
+/// acknowledged. Shares its ports with the test above.
 #[test]
-#[ignore = "known failure of the extension: a standby that issued IDs in recovery, once promoted, can issue below its predecessor (docs/ha.md)"]
 fn patroni_sync_node_id_per_member_standbys_issuing_ids_failover_switchover() {
     if !on_pg15("ha-sync-member-issuing") {
         return;
