@@ -7,6 +7,7 @@
 //! --pg-config ...`); `scripts/test.sh` does that before it runs these tests.
 
 pub mod clock;
+pub mod daemon;
 
 pub use snowflake_cluster::{
     alive, as_postgres, children, conflict_lines, ensure_traversable, kill9, mesh, wait_for,

@@ -12,7 +12,8 @@
 //! The toolchains come from `scripts/clients-setup.sh` (a venv under `target/clients`,
 //! `npm ci`, Debian's pgjdbc, javac), which `scripts/test.sh` runs first; a missing one is a
 //! failure. The clients do not depend on the server's major, so they run on 15 only (the test
-//! prints that it skips on the others). Port 26300, cluster `cl-clients`.
+//! prints that it skips on the others). The programs run twice: directly, and through PgBouncer in
+//! transaction pooling mode. Ports 26300-26301, cluster `cl-clients`.
 
 use postgres::{Client, NoTls};
 use snowflake_it::{pg, project_root, Cluster};
@@ -23,6 +24,7 @@ use std::process::Command;
 use std::time::Instant;
 
 const PORT: u16 = 26300;
+const BOUNCER_PORT: u16 = 26301;
 const NODE_ID: i32 = 617;
 const EPOCH_UNIX_MS: i64 = 1_735_689_600_000;
 
@@ -304,6 +306,143 @@ fn check_json(c: &mut Client, stdout: &str) -> Result<String, String> {
     ))
 }
 
+/// Which client toolchains are installed (a missing one is reported as a failure already).
+struct Toolchains {
+    python: Option<PathBuf>,
+    node: bool,
+    java: bool,
+}
+
+/// Runs every recipe program against `uri` / `jdbc` and checks its rows through `c` (a direct
+/// connection to the same database) and the INSERT statements in `node`'s log; `via` names the
+/// path in the messages.
+fn run_recipes(
+    node: &Cluster,
+    c: &mut Client,
+    uri: &str,
+    jdbc: &str,
+    t: &Toolchains,
+    via: &str,
+    failures: &mut Vec<String>,
+) {
+    let root = project_root();
+    let mut programs = Vec::new();
+    if let Some(python) = &t.python {
+        for (name, table, rows) in [
+            ("psycopg", "audit_psycopg", 1601),
+            ("django", "audit_django", 501),
+            ("sqlalchemy", "audit_sqlalchemy", 601),
+        ] {
+            let script = format!("{name}_recipe.py");
+            programs.push(program(
+                name,
+                table,
+                rows,
+                python.clone(),
+                &[&script],
+                "tests/clients/python",
+            ));
+        }
+    }
+    if t.node {
+        for (name, table, rows) in [
+            ("pg", "audit_pg", 1501),
+            ("knex", "audit_knex", 501),
+            ("json", "audit_json", 200),
+        ] {
+            let script = format!("{name}_recipe.mjs");
+            programs.push(program(
+                name,
+                table,
+                rows,
+                "node".into(),
+                &[&script],
+                "tests/clients/node",
+            ));
+        }
+    }
+    if t.java {
+        let cp = format!(
+            "{}:/usr/share/java/postgresql.jar",
+            root.join("target/clients/java").display()
+        );
+        programs.push(program(
+            "pgjdbc",
+            "audit_jdbc",
+            2002,
+            "java".into(),
+            &["-cp", &cp, "SnowflakeJdbc"],
+            "tests/clients/java",
+        ));
+    }
+    programs.push(program(
+        "psql",
+        "audit_psql",
+        501,
+        pg().bin("psql"),
+        &["-X", "-v", "ON_ERROR_STOP=1", "-f", "recipe.sql", uri],
+        "tests/clients/psql",
+    ));
+
+    for mut p in programs {
+        let log_at = node.log_len();
+        let started = Instant::now();
+        let out = match p
+            .command
+            .env("SNOWFLAKE_DSN", uri)
+            .env("SNOWFLAKE_JDBC_URL", jdbc)
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => {
+                failures.push(format!("{}: cannot run {:?}: {e}", p.name, p.command));
+                continue;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: {}\n{}",
+                p.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            continue;
+        }
+        let checked = parse_rows(p.name, &stdout)
+            .and_then(|rows| cross_check(c, p.name, p.table, &rows, p.rows));
+        let checked = match (checked, p.name) {
+            (Ok(()), "json") => check_json(c, &stdout).map(|s| format!(", {s}")),
+            (Ok(()), "django") if !stdout.contains("django-plain-bulk-create-keys-unset 3") => {
+                Err("django: the plain db_default model's bulk_create pitfall was not shown".into())
+            }
+            (r, _) => r.map(|()| String::new()),
+        };
+        let checked = checked.and_then(|extra| {
+            let n = inserts_logged(&node.log_since(log_at), p.table);
+            let expected = expected_inserts(p.name);
+            if expected.contains(&n) {
+                Ok(format!(" in {n} INSERT statements{extra}"))
+            } else {
+                Err(format!(
+                    "{}: {n} INSERT statements into {} logged, expected {expected:?}",
+                    p.name, p.table
+                ))
+            }
+        });
+        match checked {
+            Ok(extra) => eprintln!(
+                "clients: {}{via} ok ({:.1} s): {} rows in {}{extra}; IDs read back exact, above 2^53, decoded as snowflake_parse()",
+                p.name,
+                started.elapsed().as_secs_f64(),
+                p.rows,
+                p.table,
+            ),
+            Err(e) => failures.push(format!("{e}{via}")),
+        }
+    }
+}
+
 #[test]
 fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() {
     if pg().major != 15 {
@@ -331,7 +470,6 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
 
     let root = project_root();
     let mut failures = Vec::new();
-    let mut programs = Vec::new();
     let python = required(root.join("target/clients/venv/bin/python"));
     let node_modules = required(root.join("tests/clients/node/node_modules/pg"));
     let java_class = required(root.join("target/clients/java/SnowflakeJdbc.class"))
@@ -354,120 +492,52 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     {
         failures.push(e.clone());
     }
-    if let Ok(python) = &python {
-        for (name, table, rows) in [
-            ("psycopg", "audit_psycopg", 1601),
-            ("django", "audit_django", 501),
-            ("sqlalchemy", "audit_sqlalchemy", 601),
-        ] {
-            let script = format!("{name}_recipe.py");
-            programs.push(program(
-                name,
-                table,
-                rows,
-                python.clone(),
-                &[&script],
-                "tests/clients/python",
-            ));
-        }
-    }
-    if node_modules.is_ok() {
-        for (name, table, rows) in [
-            ("pg", "audit_pg", 1501),
-            ("knex", "audit_knex", 501),
-            ("json", "audit_json", 200),
-        ] {
-            let script = format!("{name}_recipe.mjs");
-            programs.push(program(
-                name,
-                table,
-                rows,
-                "node".into(),
-                &[&script],
-                "tests/clients/node",
-            ));
-        }
-    }
-    if java_class.is_ok() {
-        let cp = format!(
-            "{}:/usr/share/java/postgresql.jar",
-            root.join("target/clients/java").display()
-        );
-        programs.push(program(
-            "pgjdbc",
-            "audit_jdbc",
-            2002,
-            "java".into(),
-            &["-cp", &cp, "SnowflakeJdbc"],
-            "tests/clients/java",
-        ));
-    }
-    programs.push(program(
-        "psql",
-        "audit_psql",
-        501,
-        pg().bin("psql"),
-        &["-X", "-v", "ON_ERROR_STOP=1", "-f", "recipe.sql", &uri],
-        "tests/clients/psql",
-    ));
+    let toolchains = Toolchains {
+        python: python.ok(),
+        node: node_modules.is_ok(),
+        java: java_class.is_ok(),
+    };
+    run_recipes(&node, &mut c, &uri, &jdbc, &toolchains, "", &mut failures);
 
-    for mut p in programs {
-        let log_at = node.log_len();
-        let started = Instant::now();
-        let out = match p
-            .command
-            .env("SNOWFLAKE_DSN", &uri)
-            .env("SNOWFLAKE_JDBC_URL", &jdbc)
-            .output()
-        {
-            Ok(out) => out,
-            Err(e) => {
-                failures.push(format!("{}: cannot run {:?}: {e}", p.name, p.command));
-                continue;
+    // The same recipes through PgBouncer in transaction pooling mode (each with its setting for
+    // it: no server-side prepared statements), into a database of their own.
+    node.psql("CREATE DATABASE clients_bouncer");
+    let mut cb = Client::connect(&node.conninfo_db("clients_bouncer"), NoTls).unwrap();
+    cb.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
+    let (_bouncer, mut admin) = snowflake_it::daemon::pgbouncer(
+        &snowflake_it::clusters_root().join("cl-clients-pgbouncer"),
+        BOUNCER_PORT,
+        PORT,
+        &["clients_bouncer"],
+    );
+    run_recipes(
+        &node,
+        &mut cb,
+        &format!("postgresql://postgres@127.0.0.1:{BOUNCER_PORT}/clients_bouncer"),
+        &format!("jdbc:postgresql://127.0.0.1:{BOUNCER_PORT}/clients_bouncer"),
+        &toolchains,
+        " through PgBouncer (transaction pooling)",
+        &mut failures,
+    );
+    // The recipes' transactions did go through PgBouncer.
+    let xacts: u64 = admin
+        .simple_query("SHOW STATS")
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r)
+                if r.get("database") == Some("clients_bouncer") =>
+            {
+                r.get("total_xact_count").and_then(|v| v.parse().ok())
             }
-        };
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            failures.push(format!(
-                "{}: {}\n{}",
-                p.name,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-            continue;
-        }
-        let checked = parse_rows(p.name, &stdout)
-            .and_then(|rows| cross_check(&mut c, p.name, p.table, &rows, p.rows));
-        let checked = match (checked, p.name) {
-            (Ok(()), "json") => check_json(&mut c, &stdout).map(|s| format!(", {s}")),
-            (Ok(()), "django") if !stdout.contains("django-plain-bulk-create-keys-unset 3") => {
-                Err("django: the plain db_default model's bulk_create pitfall was not shown".into())
-            }
-            (r, _) => r.map(|()| String::new()),
-        };
-        let checked = checked.and_then(|extra| {
-            let n = inserts_logged(&node.log_since(log_at), p.table);
-            let expected = expected_inserts(p.name);
-            if expected.contains(&n) {
-                Ok(format!(" in {n} INSERT statements{extra}"))
-            } else {
-                Err(format!(
-                    "{}: {n} INSERT statements into {} logged, expected {expected:?}",
-                    p.name, p.table
-                ))
-            }
-        });
-        match checked {
-            Ok(extra) => eprintln!(
-                "clients: {} ok ({:.1} s): {} rows in {}{extra}; IDs read back exact, above 2^53, decoded as snowflake_parse()",
-                p.name,
-                started.elapsed().as_secs_f64(),
-                p.rows,
-                p.table,
-            ),
-            Err(e) => failures.push(e),
-        }
-    }
+            _ => None,
+        })
+        .unwrap_or(0);
+    assert!(
+        xacts > 0,
+        "PgBouncer counted no transaction to clients_bouncer"
+    );
+    eprintln!("clients: PgBouncer counted {xacts} transactions of the recipes");
 
     // Rust, in this process.
     let log_at = node.log_len();

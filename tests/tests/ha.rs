@@ -10,14 +10,13 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, SimpleQueryMessage};
 use snowflake_core::layout;
 use snowflake_it::clock::{self, ServerClock, Shim};
+use snowflake_it::daemon::{chown, fresh_dir, pgbouncer, Daemon};
 use snowflake_it::{alive, as_postgres, count_duplicates, ensure_traversable, wait_for, Cluster};
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -54,109 +53,6 @@ fn on_pg15(test: &str) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-/// User `postgres`'s uid and gid (PostgreSQL, and so Patroni, refuses to run as root).
-fn postgres_ids() -> Option<(u32, u32)> {
-    if !snowflake_cluster::running_as_root() {
-        return None;
-    }
-    // SAFETY: getpwnam returns a pointer to static storage or NULL; read at once.
-    unsafe {
-        let pw = libc::getpwnam(c"postgres".as_ptr());
-        assert!(!pw.is_null(), "no user postgres");
-        Some(((*pw).pw_uid, (*pw).pw_gid))
-    }
-}
-
-/// A fresh directory owned by `postgres` that it can reach.
-fn fresh_dir(dir: &Path) {
-    let _ = fs::remove_dir_all(dir);
-    fs::create_dir_all(dir).unwrap();
-    ensure_traversable(&dir.join("x"));
-    chown(dir);
-}
-
-fn chown(path: &Path) {
-    if snowflake_cluster::running_as_root() {
-        let ok = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(path)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "chown {}", path.display());
-    }
-}
-
-/// A program run as user `postgres` in a process group of its own, its output in a log file;
-/// killed (the whole group, SIGKILL) when dropped, also when a test panics.
-struct Daemon {
-    what: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn spawn(
-        what: &str,
-        program: &str,
-        args: &[&str],
-        env: &[(String, String)],
-        log: &Path,
-    ) -> Daemon {
-        let out = fs::File::create(log).unwrap();
-        chown(log);
-        let mut c = Command::new(program);
-        c.args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("HOME", "/var/lib/postgresql")
-            .env_remove("RUST_BACKTRACE")
-            .current_dir(log.parent().unwrap())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0);
-        if let Some((uid, gid)) = postgres_ids() {
-            c.uid(uid).gid(gid);
-        }
-        let child = c
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        Daemon {
-            what: what.into(),
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the log if the program has exited.
-    fn check_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited ({status}):\n{}", self.what, self.log());
-        }
-    }
-
-    /// SIGKILL to the process group, then reaps the program.
-    fn kill9(&mut self) {
-        // SAFETY: signals our own child's process group.
-        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 /// A plain HTTP/1.0 request to 127.0.0.1:`port`: (status, body), or None if nobody answers.
 fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
@@ -1339,51 +1235,7 @@ fn pgbouncer_transaction_pooling_load_through_pause_and_crash() {
          CREATE TABLE audit (id bigint PRIMARY KEY DEFAULT snowflake_nextval(), v bigint NOT NULL UNIQUE)",
     );
     let dir = snowflake_it::clusters_root().join("ha-bouncer-pgbouncer");
-    fresh_dir(&dir);
-    let ini = dir.join("pgbouncer.ini");
-    fs::write(
-        &ini,
-        format!(
-            "[databases]\n\
-             postgres = host=127.0.0.1 port={pg_port} dbname=postgres\n\
-             [pgbouncer]\n\
-             listen_addr = 127.0.0.1\n\
-             listen_port = {bouncer_port}\n\
-             unix_socket_dir =\n\
-             auth_type = trust\n\
-             auth_file = {0}/userlist.txt\n\
-             admin_users = postgres\n\
-             pool_mode = transaction\n\
-             default_pool_size = 2\n\
-             max_client_conn = 50\n\
-             server_reset_query =\n\
-             server_login_retry = 1\n\
-             ignore_startup_parameters = extra_float_digits\n\
-             logfile = {0}/pgbouncer.log\n\
-             pidfile = {0}/pgbouncer.pid\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    fs::write(dir.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
-    chown(&dir);
-    let mut bouncer = Daemon::spawn(
-        "pgbouncer",
-        "/usr/sbin/pgbouncer",
-        &[&ini.display().to_string()],
-        &[],
-        &dir.join("pgbouncer.out"),
-    );
-    let admin_conninfo =
-        format!("host=127.0.0.1 port={bouncer_port} user=postgres dbname=pgbouncer");
-    let mut admin = wait_for(
-        "pgbouncer to accept connections",
-        Duration::from_secs(30),
-        || {
-            bouncer.check_running();
-            Client::connect(&admin_conninfo, NoTls).ok()
-        },
-    );
+    let (bouncer, mut admin) = pgbouncer(&dir, bouncer_port, pg_port, &["postgres"]);
     let mode = admin
         .simple_query("SHOW CONFIG")
         .unwrap()
@@ -1531,6 +1383,8 @@ fn scrape_until(
 /// The alert queries of docs/operations.md, as written there; each returns one row.
 const ALERT_CLOCK_STEPS: &str = "SELECT clock_steps, clock_behind_ms FROM snowflake_stats()";
 const ALERT_DRIFT_WAITS: &str = "SELECT drift_waits, drift_wait_ms FROM snowflake_stats()";
+const ALERT_NODE_CLASHES: &str =
+    "SELECT count(DISTINCT node_id) AS clashing_node_ids FROM snowflake_node_clashes";
 const ALERT_REFUSING_STANDBY: &str = "SELECT pg_is_in_recovery() AS in_recovery,
        current_setting('snowflake_id.node_id_chain') AS node_id_chain,
        pg_is_in_recovery() AND current_setting('snowflake_id.node_id_chain') = 'unknown'
@@ -1590,6 +1444,7 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
         ("snowflake_upstream_in_recovery", 0.0, 0.0),
         ("snowflake_upstream_node_id_chain_known", 1.0, 1.0),
         ("snowflake_upstream_node_id_chain_length", 1.0, 1.0),
+        ("snowflake_node_clashes_node_ids", 0.0, 0.0),
     ] {
         let (_, v) = sample(&m, name).unwrap_or_else(|| panic!("{name} missing"));
         assert!(v >= lo && v <= hi, "{name} = {v}");
@@ -1658,6 +1513,31 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
         "[ha-exporter] after a 4M burst and a 5 s step back: snowflake_clock_steps {}, \
          snowflake_drift_waits {exported_waits} (first scrape: issued {issued})",
         sample(&m, "snowflake_clock_steps").unwrap().1
+    );
+
+    // Two servers registered under one node id: the monitoring role sees the clash through the
+    // view, and so does the exporter.
+    let mut mon = Client::connect(
+        &server
+            .conninfo()
+            .replace("user=postgres", "user=snowflake_monitor"),
+        NoTls,
+    )
+    .unwrap();
+    let clashes: i64 = mon.query_one(ALERT_NODE_CLASHES, &[]).unwrap().get(0);
+    assert_eq!(clashes, 0);
+    c.batch_execute(
+        "INSERT INTO snowflake_nodes (node_id, system_identifier, host, port)
+         VALUES (5, 1, 'a', 5432), (5, 2, 'b', 5432)",
+    )
+    .unwrap();
+    let clashes: i64 = mon.query_one(ALERT_NODE_CLASHES, &[]).unwrap().get(0);
+    assert_eq!(clashes, 1);
+    scrape_until(
+        exporter_port,
+        &mut exporter,
+        "snowflake_node_clashes_node_ids",
+        |v| v == 1.0,
     );
 
     // A standby with its primary's node id: the refusal query says so, and so does the error.
