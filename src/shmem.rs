@@ -201,7 +201,7 @@ pub fn next_id() -> i64 {
     let node = guc::node_id().unwrap_or_else(|| errors::node_id_unset());
     match wal::recovery() {
         Recovery::Over => {}
-        Recovery::InRecovery => check_standby(node),
+        Recovery::Replaying => check_standby(node),
         Recovery::JustEnded => after_recovery(generator),
     }
     match generator.next_as(writer(), &PgClock, store(Some(node)), &config()) {

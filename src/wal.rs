@@ -203,7 +203,7 @@ pub enum Recovery {
     /// Recovery was over already at this process's last draw.
     Over,
     /// Replaying WAL (a standby, or a server in crash or archive recovery).
-    InRecovery,
+    Replaying,
     /// Over, first seen now by this process.
     JustEnded,
 }
@@ -224,7 +224,7 @@ pub fn recovery() -> Recovery {
 #[inline(never)]
 fn ask_recovery() -> Recovery {
     if in_recovery() {
-        Recovery::InRecovery
+        Recovery::Replaying
     } else {
         RECOVERY_OVER.store(true, Relaxed);
         Recovery::JustEnded

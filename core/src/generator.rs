@@ -654,6 +654,16 @@ impl Generator {
             .map(|_| LockGuard(&self.lock))
     }
 
+    /// The lock, waiting (sleeping briefly) while another process holds it.
+    fn lock_waiting(&self, clock: &impl Clock) -> LockGuard<'_> {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            clock.pause(LOCK_PAUSE);
+        }
+    }
+
     /// Releases the lock if the process `pid` holds it; true if it did. For a process that
     /// exits while holding it without unwinding (an exit callback), so the others go on.
     pub fn release_lock_of(&self, pid: u32) -> bool {
@@ -709,12 +719,7 @@ impl Generator {
         cfg: &Config,
         event: &mut Option<Event>,
     ) -> Result<(), GenError> {
-        let _guard = loop {
-            if let Some(g) = self.try_lock() {
-                break g;
-            }
-            clock.pause(LOCK_PAUSE);
-        };
+        let _guard = self.lock_waiting(clock);
         if self.ceiling.load(Acquire) != 0 {
             return Ok(()); // another process started it
         }
@@ -789,12 +794,7 @@ impl Generator {
         cfg: &Config,
     ) -> Result<Option<Event>, GenError> {
         let floor_ms = floor_ms.min(MAX_MS);
-        let _guard = loop {
-            if let Some(g) = self.try_lock() {
-                break g;
-            }
-            clock.pause(LOCK_PAUSE);
-        };
+        let _guard = self.lock_waiting(clock);
         let ceiling = self.ceiling.load(Acquire);
         if ceiling == 0 {
             let saved = store.load()?.map_or(0, |s| s.ceiling_ms);
@@ -834,12 +834,7 @@ impl Generator {
     /// promoted). IDs already issued stay below every ceiling saved after this. Nothing
     /// happens before the state has started.
     pub fn expire_ceiling(&self, clock: &impl Clock) {
-        let _guard = loop {
-            if let Some(g) = self.try_lock() {
-                break g;
-            }
-            clock.pause(LOCK_PAUSE);
-        };
+        let _guard = self.lock_waiting(clock);
         let ceiling = self.ceiling.load(Acquire);
         if ceiling == 0 {
             return;

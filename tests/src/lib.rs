@@ -109,3 +109,30 @@ pub fn count_duplicates(ids: &[i64]) -> usize {
     v.sort_unstable();
     v.windows(2).filter(|w| w[0] == w[1]).count()
 }
+
+/// `synchronous_standby_names = '*'` on the primary `c` is connected to, and waits until one
+/// standby is synchronous.
+pub fn make_standbys_synchronous(c: &mut postgres::Client) {
+    c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        .unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    wait_sync_standby(c);
+}
+
+/// Waits until one standby of the primary `c` is connected to is synchronous.
+pub fn wait_sync_standby(c: &mut postgres::Client) {
+    wait_for(
+        "a synchronous standby",
+        std::time::Duration::from_secs(60),
+        || {
+            let n: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            (n == 1).then_some(())
+        },
+    );
+}

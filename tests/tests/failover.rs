@@ -492,19 +492,7 @@ fn a_new_ceiling_waits_for_the_synchronous_standby() {
     );
     standby.start();
     let mut pc = p.connect();
-    pc.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
-        .unwrap();
-    pc.batch_execute("SELECT pg_reload_conf()").unwrap();
-    wait_for("a synchronous standby", Duration::from_secs(60), || {
-        let n: i64 = pc
-            .query_one(
-                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        (n == 1).then_some(())
-    });
+    snowflake_it::make_standbys_synchronous(&mut pc);
     // Confirmed records: IDs flow.
     let n: i64 = pc
         .query_one(

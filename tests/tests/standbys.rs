@@ -41,19 +41,6 @@ fn waiting_on_sync_rep(c: &mut Client, pid: i32) -> bool {
     .get(0)
 }
 
-fn wait_sync_standby(pc: &mut Client) {
-    wait_for("a synchronous standby", Duration::from_secs(60), || {
-        let n: i64 = pc
-            .query_one(
-                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        (n == 1).then_some(())
-    });
-}
-
 /// When a call ended, and its first column as bigint or its error.
 type Outcome = (Instant, Result<i64, postgres::Error>);
 
@@ -93,10 +80,7 @@ fn a_wait_for_the_synchronous_standby_ends_cleanly_however_it_is_interrupted() {
     );
     standby.start();
     let mut pc = p.connect();
-    pc.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
-        .unwrap();
-    pc.batch_execute("SELECT pg_reload_conf()").unwrap();
-    wait_sync_standby(&mut pc);
+    snowflake_it::make_standbys_synchronous(&mut pc);
     pc.query_one("SELECT snowflake_nextval()", &[]).unwrap();
     standby.stop();
 
@@ -235,7 +219,7 @@ fn a_wait_for_the_synchronous_standby_ends_cleanly_however_it_is_interrupted() {
 
     // The standby back: every session, old and new, gets IDs past many ceilings.
     standby.start();
-    wait_sync_standby(&mut pc);
+    snowflake_it::wait_sync_standby(&mut pc);
     let calls: Vec<_> = (0..3)
         .map(|_| {
             spawn_call(
