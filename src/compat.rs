@@ -78,6 +78,8 @@ pub struct RmgrCallbacks {
     pub redo: unsafe extern "C-unwind" fn(*mut pg_sys::XLogReaderState),
     pub desc: unsafe extern "C-unwind" fn(pg_sys::StringInfo, *mut pg_sys::XLogReaderState),
     pub identify: unsafe extern "C-unwind" fn(u8) -> *const std::ffi::c_char,
+    /// At the end of replay (crash or archive recovery, a promotion), in the startup process.
+    pub cleanup: unsafe extern "C-unwind" fn(),
 }
 
 /// `RegisterCustomRmgr` (PostgreSQL 15; 16 made its argument `const`). Call only while
@@ -90,7 +92,7 @@ pub fn register_custom_rmgr(id: u8, name: &'static std::ffi::CStr, cb: RmgrCallb
         rm_desc: Some(cb.desc),
         rm_identify: Some(cb.identify),
         rm_startup: None,
-        rm_cleanup: None,
+        rm_cleanup: Some(cb.cleanup),
         rm_mask: None,
         rm_decode: None,
     };
@@ -108,8 +110,52 @@ pub fn register_custom_rmgr(id: u8, name: &'static std::ffi::CStr, cb: RmgrCallb
 
 #[cfg(any(feature = "pg13", feature = "pg14"))]
 pub fn register_custom_rmgr(_id: u8, _name: &'static std::ffi::CStr, cb: RmgrCallbacks) {
-    let _ = (cb.redo, cb.desc, cb.identify);
+    let _ = (cb.redo, cb.desc, cb.identify, cb.cleanup);
 }
+
+/// The replay function of PostgreSQL's own XLOG resource manager, before it was wrapped, and
+/// what runs before a checkpoint record.
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+type Redo = unsafe extern "C-unwind" fn(*mut pg_sys::XLogReaderState);
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+static XLOG_REDO: std::sync::OnceLock<(Redo, fn())> = std::sync::OnceLock::new();
+
+/// Wraps the replay of PostgreSQL's own XLOG records (checkpoints among them) so that
+/// `at_checkpoint` runs before each checkpoint record is replayed. A restartpoint, the only
+/// thing that removes WAL during recovery, starts from a replayed checkpoint record: whatever
+/// `at_checkpoint` saves covers every record the restartpoint may remove. Call only while
+/// preloading (the table is copied into every process the postmaster starts).
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+pub fn wrap_checkpoint_replay(at_checkpoint: fn()) {
+    #[pgrx::pg_guard]
+    unsafe extern "C-unwind" fn xlog_redo(record: *mut pg_sys::XLogReaderState) {
+        let Some(&(redo, at_checkpoint)) = XLOG_REDO.get() else {
+            unreachable!("wrapped without the original");
+        };
+        let info = (*(*record).record).header.xl_info & !(pg_sys::XLR_INFO_MASK as u8);
+        if info == pg_sys::XLOG_CHECKPOINT_SHUTDOWN as u8
+            || info == pg_sys::XLOG_CHECKPOINT_ONLINE as u8
+        {
+            at_checkpoint();
+        }
+        redo(record);
+    }
+
+    // SAFETY: the postmaster, single-threaded, while preloading; RmgrTable has an entry for
+    // every built-in resource manager, XLOG's among them.
+    unsafe {
+        let table = std::ptr::addr_of_mut!(pg_sys::RmgrTable) as *mut pg_sys::RmgrData;
+        let xlog = &mut *table.add(pg_sys::RmgrIds::RM_XLOG_ID as usize);
+        if let Some(original) = xlog.rm_redo {
+            if XLOG_REDO.set((original, at_checkpoint)).is_ok() {
+                xlog.rm_redo = Some(xlog_redo);
+            }
+        }
+    }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+pub fn wrap_checkpoint_replay(_at_checkpoint: fn()) {}
 
 /// `XLogRegisterData`: PostgreSQL 18 takes `const void *` and an unsigned length.
 #[cfg(not(feature = "pg18"))]

@@ -198,9 +198,26 @@ fn store(e: StoreError) -> ! {
                   after a restart could repeat old ones. No ID was issued."
                     .into(),
             ),
-            "Restore the file from a backup, or, once the clock is certainly past every ID this \
-             node ever issued (check SELECT max(id) of your tables with snowflake_timestamp()), \
-             remove it; the generator then starts from the clock.",
+            "Restore the file from a backup. Deleting it does not bring IDs back: without the \
+             file the server refuses IDs until a superuser states a floor above every ID this \
+             server issued, for example SELECT snowflake_restore_floor(snowflake_timestamp(max(id)) \
+             + interval '1 second') FROM your_table (this also replaces the corrupted file).",
+        ),
+        StoreError::Missing { .. } => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+            "snowflake_id state file is missing".into(),
+            Some(
+                "The file (snowflake_id.state in the data directory; the server log names it) \
+                 holds a millisecond above every ID this server issued. CREATE EXTENSION \
+                 created it, so it was deleted or left behind (pg_upgrade does not copy it); \
+                 started from the clock instead, IDs could repeat old ones. No ID was issued."
+                    .into(),
+            ),
+            "Copy snowflake_id.state from the data directory this one came from (after \
+             pg_upgrade: the old cluster's) while the server is stopped, or, as a superuser, \
+             state a floor above every ID this server issued: SELECT \
+             snowflake_restore_floor(snowflake_timestamp(max(id)) + interval '1 second') FROM \
+             your_table.",
         ),
         StoreError::Io { op, source, .. } => raise(
             PgSqlErrorCode::ERRCODE_IO_ERROR,
@@ -247,6 +264,15 @@ pub fn spi(what: &str, e: pgrx::spi::SpiError) -> ! {
         format!("snowflake_id: {what}: {e}"),
         None,
         "This is a bug in snowflake_id unless another error was reported just before.",
+    )
+}
+
+pub fn must_be_superuser(function: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("snowflake_id: only a superuser may run {function}"),
+        Some("It sets the floor every future ID of this server starts above.".into()),
+        "Run it as a superuser.",
     )
 }
 

@@ -12,6 +12,7 @@
 //! * [`compat`]: everything that differs between PostgreSQL majors;
 //! * [`cluster`], [`convert`]: the node registry and the column conversion (SQL run with a
 //!   pinned `search_path`);
+//! * [`state`]: the state file in SQL: created by `CREATE EXTENSION`, restored by an operator;
 //! * [`functions`]: the SQL functions (`snowflake_nextval()`, decoders, `snowflake_stats()`);
 //! * [`errors`]: every ERROR the extension raises, with its SQLSTATE and HINT.
 
@@ -25,6 +26,7 @@ mod functions;
 mod guc;
 mod json;
 mod shmem;
+mod state;
 mod upstream;
 mod wait;
 mod wal;

@@ -67,25 +67,40 @@ pub struct ServerStore {
 }
 
 impl CeilingStore for ServerStore {
-    /// The file's ceiling; once recovery is over, at least the highest ceiling replayed since
-    /// the server started (in case replay could not write it to the file).
+    /// The file's ceiling, raised to the highest ceiling replayed since the server started
+    /// (replay writes the file only at checkpoints and at its end). No file and nothing
+    /// replayed is a lost file (`Missing`): `CREATE EXTENSION` creates it, so a missing one
+    /// was deleted or left behind (`pg_upgrade`), and "no ceiling" could repeat IDs. The one
+    /// exception: a database whose extension predates that, where no file meant no ID yet.
     fn load(&self) -> Result<Option<Saved>, StoreError> {
         let file = self.file.load()?;
-        if wal::in_recovery() {
-            return Ok(file);
-        }
-        let replayed = wal::counters().0;
-        Ok(match file {
-            Some(s) if s.ceiling_ms < replayed => Some(Saved {
-                ceiling_ms: replayed,
+        let (replayed_ms, replayed, _, _) = wal::counters();
+        let merged = match file {
+            Some(s) if replayed > 0 && s.ceiling_ms < replayed_ms => Some(Saved {
+                ceiling_ms: replayed_ms,
                 writer: s.writer,
             }),
             None if replayed > 0 => Some(Saved {
-                ceiling_ms: replayed,
+                ceiling_ms: replayed_ms,
                 writer: wal::primary(),
             }),
             other => other,
-        })
+        };
+        match merged {
+            None if !created_before_state_files() => Err(StoreError::Missing {
+                path: self.file.path().to_path_buf(),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    fn load_own(&self) -> Result<Option<Saved>, StoreError> {
+        match self.file.load()? {
+            None => Err(StoreError::Missing {
+                path: self.file.path().to_path_buf(),
+            }),
+            saved => Ok(saved),
+        }
     }
 
     fn save(&self, ceiling_ms: u64) -> Result<(), StoreError> {
@@ -154,16 +169,83 @@ fn config() -> Config {
     }
 }
 
-/// Replay of a ceiling record (in the startup process): the floor rises in shared memory and
-/// in the state file. A state file that cannot be read or written does not stop recovery (a
-/// server that cannot start cannot be inspected): it is reported, the floor stays in shared
-/// memory for the generator's start, and `snowflake_nextval()` reports the file as before.
-pub fn raise_floor(ceiling_ms: u64) {
-    match generator().raise_floor(ceiling_ms, &PgClock, store(guc::node_id()), &config()) {
-        Ok(Some(event)) => errors::report_event(event),
-        Ok(None) => {}
-        Err(e) => errors::replay_not_saved(e),
+/// The first version whose `CREATE EXTENSION` creates the state file.
+const STATE_FILE_SINCE: (u32, u32, u32) = (0, 6, 0);
+
+/// Whether the calling database's extension was created by a version that did not create the
+/// state file (and has not been updated since): there, no file may just mean no ID yet, as it
+/// did then. Only in a backend's transaction (the catalog is read); false elsewhere.
+fn created_before_state_files() -> bool {
+    // SAFETY: reads this backend's transaction state.
+    if !unsafe { pg_sys::IsTransactionState() } {
+        return false;
     }
+    let version = Spi::get_one::<String>(
+        "SELECT extversion FROM pg_catalog.pg_extension \
+         WHERE extname OPERATOR(pg_catalog.=) 'snowflake_id'",
+    );
+    let Ok(Some(version)) = version else {
+        return false;
+    };
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Some(a)), Some(Some(b)), Some(Some(c))) => (a, b, c) < STATE_FILE_SINCE,
+        _ => false,
+    }
+}
+
+/// Whether the generator has started on this server (an ID draw saved its first ceiling).
+pub fn started() -> bool {
+    generator().started()
+}
+
+/// A floor from the WAL (in the startup process): raised in shared memory and written to the
+/// state file. A state file that cannot be read or written does not stop recovery (a server
+/// that cannot start cannot be inspected): it is reported, the floor stays in shared memory
+/// for the generator's start, and `snowflake_nextval()` reports the file as before. False if
+/// the file could not be written.
+pub fn raise_floor(ceiling_ms: u64) -> bool {
+    match generator().raise_floor(ceiling_ms, &PgClock, store(guc::node_id()), &config()) {
+        Ok(Some(event)) => {
+            errors::report_event(event);
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            errors::replay_not_saved(e);
+            false
+        }
+    }
+}
+
+/// `CREATE EXTENSION`: creates the state file if there is none, so that a file missing later
+/// is known to be lost. Logged in the WAL (when the library is preloaded and the node id set),
+/// so standbys and restores of this server create theirs too. Not preloaded, the file alone
+/// is created (nothing could replay a record).
+pub fn create_state_file() {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        let file = FileStore::new(state_path());
+        if let Ok(None) = file.load() {
+            if let Err(e) = file.save(0) {
+                errors::generator(e.into());
+            }
+        }
+        return;
+    }
+    let floor = wal::counters().0;
+    if let Err(e) = generator().save_if_missing(floor, &PgClock, store(guc::node_id()), ) {
+        errors::generator(e);
+    }
+}
+
+/// An operator's floor (`snowflake_restore_floor`): IDs from now on are above `floor_ms` and
+/// above anything replayed; a missing or corrupted state file is replaced. Returns the ceiling
+/// saved.
+pub fn restore_floor(floor_ms: u64) -> u64 {
+    let floor = floor_ms.max(wal::counters().0);
+    generator()
+        .restore_floor(floor, &PgClock, store(guc::node_id()), &config())
+        .unwrap_or_else(|e| errors::generator(e))
 }
 
 /// On a server in recovery: an ERROR unless its node id is known to be in use nowhere upstream

@@ -2,8 +2,10 @@
 //! and `pg_rewind` carry the floor: every extension of the ceiling (about twice a second under
 //! load, never per ID) is a WAL record of this extension's resource manager, flushed, and
 //! confirmed by the synchronous standbys as a commit would be, before any ID beyond the old
-//! ceiling is issued. Replaying a record raises the replaying server's floor in shared memory
-//! and in its state file (see `Generator::raise_floor`).
+//! ceiling is issued. Replaying a record raises the replaying server's floor in shared memory;
+//! the state file gets it when replay reaches a checkpoint record (a restartpoint, which may
+//! remove the WAL before it, starts from one) and at the end of recovery, not once per record:
+//! archive recovery of a long history writes the file once per checkpoint it replays.
 //!
 //! The record also names its writer (system identifier and node id): a hot standby whose node
 //! id is its primary's refuses to issue IDs until it is promoted.
@@ -80,6 +82,8 @@ pub struct WalState {
     replayed_ms: AtomicU64,
     /// Records replayed since the server started.
     replayed: AtomicU64,
+    /// `replayed` when the floor was last written to the state file.
+    flushed: AtomicU64,
     /// The writer of the WAL being replayed: the primary. `primary_node` is node id + 1
     /// (0 = unknown).
     primary_node: AtomicU32,
@@ -99,6 +103,7 @@ impl Default for WalState {
         WalState {
             replayed_ms: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
             primary_node: AtomicU32::new(0),
             primary_sysid: AtomicU64::new(0),
             logged_ms: AtomicU64::new(0),
@@ -119,8 +124,28 @@ pub fn register() {
             redo,
             desc,
             identify,
+            cleanup,
         },
     );
+    compat::wrap_checkpoint_replay(flush_replayed);
+}
+
+/// Writes the floor replayed since the last write to the state file (in the startup process:
+/// before a checkpoint record, and at the end of recovery).
+fn flush_replayed() {
+    let w = WAL.get();
+    let replayed = w.replayed.load(Relaxed);
+    if w.flushed.load(Relaxed) != replayed && crate::shmem::raise_floor(w.replayed_ms.load(Relaxed))
+    {
+        w.flushed.store(replayed, Relaxed);
+    }
+}
+
+/// Marks the replayed floor as written to the state file (by the generator, which saves it as
+/// part of its own ceiling).
+fn mark_flushed() {
+    let w = WAL.get();
+    w.flushed.store(w.replayed.load(Relaxed), Relaxed);
 }
 
 /// Writes a ceiling record and waits until it is flushed here and, when synchronous standbys
@@ -254,6 +279,7 @@ pub fn primary() -> Option<Writer> {
 }
 
 /// (highest ceiling replayed, records replayed, highest ceiling logged, records logged).
+/// Replayed counts from the server's start (a crash-restart included).
 pub fn counters() -> (u64, u64, u64, u64) {
     let w = WAL.get();
     (
@@ -283,7 +309,18 @@ unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     w.primary_node.store(rec.writer.node_id as u32 + 1, Relaxed);
     w.replayed_ms.fetch_max(rec.ceiling_ms, Relaxed);
     w.replayed.fetch_add(1, Relaxed);
-    crate::shmem::raise_floor(rec.ceiling_ms);
+    // A standby issuing IDs of its own: its running generator takes the floor at once (and
+    // saves a ceiling above it when it needs one). Otherwise the floor waits in shared memory
+    // (which the generator's start reads) for the next checkpoint record or the end of replay.
+    if crate::shmem::started() && crate::shmem::raise_floor(rec.ceiling_ms) {
+        mark_flushed();
+    }
+}
+
+/// End of replay: the floor goes to the state file before the server leaves recovery.
+#[pg_guard]
+unsafe extern "C-unwind" fn cleanup() {
+    flush_replayed();
 }
 
 #[pg_guard]

@@ -797,8 +797,14 @@ impl Generator {
         let _guard = self.lock_waiting(clock);
         let ceiling = self.ceiling.load(Acquire);
         if ceiling == 0 {
-            let saved = store.load()?.map_or(0, |s| s.ceiling_ms);
-            if floor_ms > saved {
+            // Compared with the store's own ceiling (a missing one is written, whatever the
+            // floor), so that what the store adds from elsewhere does not hide it.
+            let saved = match store.load_own() {
+                Ok(saved) => saved.map(|s| s.ceiling_ms),
+                Err(StoreError::Missing { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            if saved.is_none_or(|saved| floor_ms > saved) {
                 store.save(floor_ms)?;
                 self.ceiling_writes.fetch_add(1, Relaxed);
             }
@@ -827,6 +833,60 @@ impl Generator {
             self.ceiling.store(target, Release);
         }
         Ok(event)
+    }
+
+    /// Whether the state has started (a ceiling was saved by an ID draw of this server).
+    pub fn started(&self) -> bool {
+        self.ceiling.load(Acquire) != 0
+    }
+
+    /// Saves a ceiling if the store has none (`Missing`): the running ceiling, or before the
+    /// start, `floor_ms`. A store that holds one, or cannot be read, is left alone. Returns
+    /// whether it saved.
+    pub fn save_if_missing(
+        &self,
+        floor_ms: u64,
+        clock: &impl Clock,
+        store: &impl CeilingStore,
+    ) -> Result<bool, GenError> {
+        let _guard = self.lock_waiting(clock);
+        match store.load_own() {
+            Err(StoreError::Missing { .. }) | Ok(None) => {}
+            Ok(Some(_)) | Err(_) => return Ok(false),
+        }
+        let ceiling = self.ceiling.load(Acquire);
+        store.save(if ceiling != 0 { ceiling } else { floor_ms.min(MAX_MS) })?;
+        self.ceiling_writes.fetch_add(1, Relaxed);
+        Ok(true)
+    }
+
+    /// An operator's floor: every ID issued after this is above `floor_ms`, and the store holds
+    /// a ceiling at or above it, replacing one that is missing or corrupted (which
+    /// [`Generator::raise_floor`] would not). Returns the ceiling saved.
+    pub fn restore_floor(
+        &self,
+        floor_ms: u64,
+        clock: &impl Clock,
+        store: &impl CeilingStore,
+        cfg: &Config,
+    ) -> Result<u64, GenError> {
+        let floor_ms = floor_ms.min(MAX_MS);
+        if self.started() {
+            self.raise_floor(floor_ms, clock, store, cfg)?;
+        }
+        let _guard = self.lock_waiting(clock);
+        let own = match store.load_own() {
+            Ok(saved) => saved.map_or(0, |s| s.ceiling_ms),
+            Err(StoreError::Missing { .. } | StoreError::Corrupt { .. }) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        let target = floor_ms.max(own).max(self.ceiling.load(Acquire));
+        store.save(target)?;
+        self.ceiling_writes.fetch_add(1, Relaxed);
+        if self.started() {
+            self.ceiling.store(target, Release);
+        }
+        Ok(target)
     }
 
     /// Makes the next ID save a new ceiling first (in the store's way, which may differ from

@@ -46,6 +46,12 @@ pub struct Saved {
 pub trait CeilingStore {
     /// The saved ceiling, `None` if none was ever saved.
     fn load(&self) -> Result<Option<Saved>, StoreError>;
+    /// The ceiling this store itself holds, without what it may add from elsewhere (a server's
+    /// store adds the floor replayed from the WAL to its file's): what a replayed floor is
+    /// compared with before it is written.
+    fn load_own(&self) -> Result<Option<Saved>, StoreError> {
+        self.load()
+    }
     /// Saves a ceiling durably; returns only once it would survive a crash.
     fn save(&self, ceiling_ms: u64) -> Result<(), StoreError>;
     /// Who this server is: a loaded ceiling of another writer was copied from elsewhere.
@@ -65,6 +71,9 @@ pub enum StoreError {
         op: &'static str,
         source: io::Error,
     },
+    /// The store should exist and does not (a state file deleted or lost): its ceiling is
+    /// unknown, and "no ceiling" would let IDs repeat.
+    Missing { path: PathBuf },
     /// The ceiling was logged but its durability elsewhere was not confirmed (a wait for the
     /// synchronous standbys that was cancelled): it must not be used.
     Unconfirmed { reason: String },
@@ -86,6 +95,9 @@ impl fmt::Display for StoreError {
                     "could not {op} snowflake_id state file \"{}\": {source}",
                     path.display()
                 )
+            }
+            StoreError::Missing { path } => {
+                write!(f, "snowflake_id state file \"{}\" is missing", path.display())
             }
             StoreError::Unconfirmed { reason } => {
                 write!(f, "the new ceiling was not confirmed: {reason}")

@@ -81,6 +81,8 @@ impl Clock for FakeClock {
 struct MemStore {
     saved: Mutex<Vec<u64>>,
     corrupt: bool,
+    /// Nothing saved reads as a lost store rather than a new one.
+    missing: bool,
     fail_save: AtomicBool,
     /// Who this store's server is, and who wrote what it holds (`None`: format 1).
     me: Option<Writer>,
@@ -100,6 +102,9 @@ impl CeilingStore for MemStore {
                 path: "mem".into(),
                 reason: "test".into(),
             });
+        }
+        if self.missing && self.ceiling().is_none() {
+            return Err(StoreError::Missing { path: "mem".into() });
         }
         Ok(self.ceiling().map(|ceiling_ms| Saved {
             ceiling_ms,
@@ -1238,4 +1243,78 @@ fn after_an_expired_ceiling_the_next_id_saves_a_new_one_first() {
     assert_eq!(saved.len(), saves + 1, "no new ceiling before the next ID");
     assert!((t >> SEQUENCE_BITS) < *saved.last().unwrap());
     assert!(*saved.last().unwrap() >= before.min(t >> SEQUENCE_BITS));
+}
+
+#[test]
+fn a_lost_store_issues_nothing_until_a_floor_is_restored() {
+    let (g, c, _, cfg) = fresh();
+    let s = MemStore {
+        missing: true,
+        ..MemStore::default()
+    };
+    for _ in 0..2 {
+        match g.next(&c, &s, &cfg) {
+            Err(GenError::Store(StoreError::Missing { .. })) => {}
+            other => panic!("a lost store gave {other:?}"),
+        }
+    }
+    assert_eq!(g.stats().issued, 0);
+    assert!(!g.started());
+    // The operator states a floor an hour ahead of the clock: IDs start above it.
+    let floor = c.wall_ms() + 3_600_000;
+    assert_eq!(g.restore_floor(floor, &c, &s, &cfg).unwrap(), floor);
+    let mut prev = 0;
+    let first = issue(&g, &c, &s, &cfg, &mut prev);
+    assert!(first.tick >> SEQUENCE_BITS >= floor);
+    // A lower floor later changes nothing: the ceiling never goes back.
+    let ceiling = g.stats().ceiling_ms;
+    assert_eq!(g.restore_floor(floor - 10_000, &c, &s, &cfg).unwrap(), ceiling);
+    assert!(issue(&g, &c, &s, &cfg, &mut prev).tick > first.tick);
+}
+
+#[test]
+fn a_corrupt_store_is_replaced_only_by_a_restored_floor() {
+    let (g, c, _, cfg) = fresh();
+    let s = MemStore {
+        corrupt: true,
+        ..MemStore::default()
+    };
+    // Creating a missing store leaves a corrupt one alone (and saves nothing).
+    assert!(!g.save_if_missing(0, &c, &s).unwrap());
+    assert!(s.ceiling().is_none());
+    assert!(g.raise_floor(5, &c, &s, &cfg).is_err());
+    let floor = c.wall_ms() + 50;
+    assert_eq!(g.restore_floor(floor, &c, &s, &cfg).unwrap(), floor);
+    assert_eq!(s.ceiling(), Some(floor));
+}
+
+#[test]
+fn a_missing_store_is_created_once_and_a_replayed_floor_is_written_even_at_zero() {
+    let (g, c, _, cfg) = fresh();
+    let s = MemStore {
+        missing: true,
+        ..MemStore::default()
+    };
+    // Replay of a record at the epoch (as a new extension logs) creates the store.
+    assert_eq!(g.raise_floor(0, &c, &s, &cfg).unwrap(), None);
+    assert_eq!(s.ceiling(), Some(0));
+    // Held now: nothing more is saved for a floor at or below it.
+    assert!(!g.save_if_missing(0, &c, &s).unwrap());
+    assert_eq!(g.raise_floor(0, &c, &s, &cfg).unwrap(), None);
+    assert_eq!(s.saved.lock().unwrap().len(), 1);
+    // Created before the start, it lets the start proceed from the clock.
+    let t = MemStore {
+        missing: true,
+        ..MemStore::default()
+    };
+    assert!(g.save_if_missing(0, &c, &t).unwrap());
+    let mut prev = 0;
+    issue(&g, &c, &t, &cfg, &mut prev);
+    // Once running, a store lost under it gets the running ceiling back.
+    let u = MemStore {
+        missing: true,
+        ..MemStore::default()
+    };
+    assert!(g.save_if_missing(0, &c, &u).unwrap());
+    assert_eq!(u.ceiling(), Some(g.stats().ceiling_ms));
 }
