@@ -233,7 +233,7 @@ pub fn create_state_file() {
         return;
     }
     let floor = wal::counters().0;
-    if let Err(e) = generator().save_if_missing(floor, &PgClock, store(guc::node_id()), ) {
+    if let Err(e) = generator().save_if_missing(floor, &PgClock, store(guc::node_id())) {
         errors::generator(e);
     }
 }

@@ -290,6 +290,43 @@ pub fn counters() -> (u64, u64, u64, u64) {
     )
 }
 
+/// Writes `n` ceiling records, the first at `first_unix_ms` and each `step_ms` above the one
+/// before, as this server (its node id), without touching the generator or the state file:
+/// a long WAL history for the benchmark and the replay tests to replay. Not in the extension's
+/// SQL (`sql = false`): a superuser declares it from the library
+/// (`snowflake_emit_ceilings_wrapper`). Returns the LSN after the last record.
+#[pg_extern(sql = false, volatile, parallel_unsafe, strict)]
+fn snowflake_emit_ceilings(n: i32, first_unix_ms: i64, step_ms: i32) -> i64 {
+    // SAFETY: the current user, inside a transaction.
+    if !unsafe { pg_sys::superuser() } {
+        crate::errors::must_be_superuser("snowflake_emit_ceilings()");
+    }
+    let node_id = crate::shmem::node_id();
+    if in_recovery() || !compat::HAS_CUSTOM_RMGR {
+        error!("snowflake_id: ceiling records can only be written on a primary of PostgreSQL 15 or later");
+    }
+    let writer = Writer {
+        // SAFETY: pg_control's system identifier.
+        system_identifier: unsafe { pg_sys::GetSystemIdentifier() },
+        node_id,
+    };
+    let mut lsn = 0;
+    for i in 0..n.max(0) as i64 {
+        let unix = first_unix_ms + i * step_ms as i64;
+        let ceiling_ms = (unix - layout::EPOCH_UNIX_MS).clamp(0, layout::MAX_MS as i64) as u64;
+        let bytes = CeilingRecord { writer, ceiling_ms }.encode();
+        // SAFETY: a backend outside recovery; the data outlives the insertion.
+        unsafe {
+            pg_sys::XLogBeginInsert();
+            compat::xlog_register_data(&bytes);
+            lsn = pg_sys::XLogInsert(RMGR_ID, XLOG_CEILING);
+        }
+    }
+    // SAFETY: flushes what was inserted.
+    unsafe { pg_sys::XLogFlush(lsn) };
+    lsn as i64
+}
+
 fn read(record: *mut pg_sys::XLogReaderState) -> CeilingRecord {
     // SAFETY: PostgreSQL passes the record being replayed or described.
     let (info, data) = unsafe { compat::record_data(record) };

@@ -40,10 +40,12 @@ pub struct Params {
     pub ir_stmts: usize,
     pub ir_calls: i64,
     pub ir_gens: Vec<&'static str>,
+    /// Only these cases (all when empty).
+    pub only: Vec<String>,
 }
 
 impl Params {
-    pub fn new(quick: bool) -> Params {
+    pub fn new(quick: bool, only: Vec<String>) -> Params {
         if quick {
             Params {
                 quick,
@@ -67,6 +69,7 @@ impl Params {
                 ir_stmts: 200,
                 ir_calls: 10_000,
                 ir_gens: vec!["select1", "isn_weak", "noop_pgrx", "snowflake"],
+                only,
             }
         } else {
             Params {
@@ -101,6 +104,7 @@ impl Params {
                     "nextval",
                     "uuidv7",
                 ],
+                only,
             }
         }
     }
@@ -214,12 +218,12 @@ fn sql_err(sql: &str) -> impl Fn(postgres::Error) -> String + '_ {
     move |e| format!("SQL failed: {sql}\n  {e}")
 }
 
-fn exec(c: &mut Client, sql: &str) {
+pub(crate) fn exec(c: &mut Client, sql: &str) {
     c.batch_execute(sql)
         .unwrap_or_else(|e| panic!("{}", sql_err(sql)(e)));
 }
 
-fn q_i64(c: &mut Client, sql: &str) -> i64 {
+pub(crate) fn q_i64(c: &mut Client, sql: &str) -> i64 {
     c.query_one(sql, &[])
         .map(|r| r.get::<_, i64>(0))
         .unwrap_or_else(|e| panic!("{}", sql_err(sql)(e)))

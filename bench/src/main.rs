@@ -12,6 +12,7 @@
 
 mod cases;
 mod data;
+mod replay;
 mod report;
 mod targets;
 
@@ -48,6 +49,10 @@ struct Cli {
     /// Also write the results of a full run into docs/benchmarks.md's results block
     #[arg(long)]
     readme: bool,
+    /// Run only this case (repeatable; the instruction counts are skipped): roundtrip,
+    /// profile, bulk, sustained, inserts, growth, contention, replay
+    #[arg(long = "case")]
+    case: Vec<String>,
 }
 
 fn root() -> PathBuf {
@@ -202,8 +207,12 @@ fn run_major(pg: &Pg, out: &Path, p: &Params, port_base: u16) -> Result<String, 
         ("inserts", Box::new(|| b.inserts())),
         ("growth", Box::new(|| b.growth())),
         ("contention", Box::new(|| b.contention())),
+        ("replay", Box::new(|| b.replay())),
     ];
     for (case, mut run) in cases {
+        if !p.only.is_empty() && !p.only.iter().any(|c| c == case) {
+            continue;
+        }
         let tc = Instant::now();
         println!("== {name}: {case}");
         let rows = run();
@@ -220,12 +229,14 @@ fn run_major(pg: &Pg, out: &Path, p: &Params, port_base: u16) -> Result<String, 
         .map(|r| r.get(0))
         .map_err(|e| e.to_string())?;
     node.stop();
-    // A single-user backend needs the server stopped.
-    let tc = Instant::now();
-    println!("== {name}: instructions (callgrind, postgres --single)");
-    let rows = b.instructions();
-    data::write_case(&dir, "instructions", &rows);
-    println!("   ({:.0} s)", tc.elapsed().as_secs_f64());
+    if p.only.is_empty() {
+        // A single-user backend needs the server stopped.
+        let tc = Instant::now();
+        println!("== {name}: instructions (callgrind, postgres --single)");
+        let rows = b.instructions();
+        data::write_case(&dir, "instructions", &rows);
+        println!("   ({:.0} s)", tc.elapsed().as_secs_f64());
+    }
 
     let mut meta: Vec<(String, String)> = vec![
         ("major".into(), pg.major.to_string()),
@@ -294,7 +305,7 @@ fn main() -> ExitCode {
         eprintln!("cannot create {}: {e}", out.display());
         return ExitCode::FAILURE;
     }
-    let p = Params::new(cli.quick);
+    let p = Params::new(cli.quick, cli.case.clone());
     let t0 = Instant::now();
     let mut majors = Vec::new();
     if cli.report_only {
@@ -336,6 +347,11 @@ fn main() -> ExitCode {
     if majors.is_empty() {
         eprintln!("error: no results in {}", out.display());
         return ExitCode::FAILURE;
+    }
+    if !cli.case.is_empty() {
+        // Some cases only: their figures were printed and written; no report, no targets.
+        println!("== CSV files in {}", out.display());
+        return ExitCode::SUCCESS;
     }
 
     for m in &majors {

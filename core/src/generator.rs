@@ -855,7 +855,11 @@ impl Generator {
             Ok(Some(_)) | Err(_) => return Ok(false),
         }
         let ceiling = self.ceiling.load(Acquire);
-        store.save(if ceiling != 0 { ceiling } else { floor_ms.min(MAX_MS) })?;
+        store.save(if ceiling != 0 {
+            ceiling
+        } else {
+            floor_ms.min(MAX_MS)
+        })?;
         self.ceiling_writes.fetch_add(1, Relaxed);
         Ok(true)
     }

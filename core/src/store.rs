@@ -97,7 +97,11 @@ impl fmt::Display for StoreError {
                 )
             }
             StoreError::Missing { path } => {
-                write!(f, "snowflake_id state file \"{}\" is missing", path.display())
+                write!(
+                    f,
+                    "snowflake_id state file \"{}\" is missing",
+                    path.display()
+                )
             }
             StoreError::Unconfirmed { reason } => {
                 write!(f, "the new ceiling was not confirmed: {reason}")

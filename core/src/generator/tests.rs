@@ -1268,7 +1268,10 @@ fn a_lost_store_issues_nothing_until_a_floor_is_restored() {
     assert!(first.tick >> SEQUENCE_BITS >= floor);
     // A lower floor later changes nothing: the ceiling never goes back.
     let ceiling = g.stats().ceiling_ms;
-    assert_eq!(g.restore_floor(floor - 10_000, &c, &s, &cfg).unwrap(), ceiling);
+    assert_eq!(
+        g.restore_floor(floor - 10_000, &c, &s, &cfg).unwrap(),
+        ceiling
+    );
     assert!(issue(&g, &c, &s, &cfg, &mut prev).tick > first.tick);
 }
 
