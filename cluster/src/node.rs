@@ -29,6 +29,19 @@ impl Node {
     /// then `postgresql.conf` gets loopback on `port`, `snowflake_id` preloaded (unless a
     /// `settings` line sets `shared_preload_libraries`), and the `settings` lines.
     pub fn init(pg: &Pg, root: &Path, name: &str, port: u16, settings: &[&str]) -> Node {
+        Node::init_with(pg, root, name, port, settings, &[])
+    }
+
+    /// [`Node::init`] with more `initdb` options (say `--no-data-checksums`, which PostgreSQL
+    /// 18 needs to match an older cluster in `pg_upgrade`).
+    pub fn init_with(
+        pg: &Pg,
+        root: &Path,
+        name: &str,
+        port: u16,
+        settings: &[&str],
+        initdb: &[&str],
+    ) -> Node {
         let node = Node::fresh(pg, root, name, port);
         check(
             "initdb",
@@ -44,6 +57,7 @@ impl Node {
                     "UTF8",
                     "--locale=C",
                 ])
+                .args(initdb)
                 .output()
                 .unwrap(),
         );

@@ -33,3 +33,14 @@ SELECT count(*) FROM snowflake_node_clashes;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 DELETE FROM snowflake_nodes WHERE system_identifier IN (1001, 1002, 1003);
+-- Only a superuser states a floor for a lost state file, even if EXECUTE is granted.
+SET ROLE regress_plain;
+SELECT snowflake_restore_floor(now());
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION snowflake_restore_floor(timestamptz) TO regress_plain;
+SET ROLE regress_plain;
+SELECT snowflake_restore_floor(now());
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION snowflake_restore_floor(timestamptz) FROM regress_plain;
