@@ -136,3 +136,37 @@ pub fn wait_sync_standby(c: &mut postgres::Client) {
         },
     );
 }
+
+/// Copies the extension's frozen SQL scripts (`sql/*.sql`: every earlier release's install
+/// script and every update script) into `pg`'s extension directory, so that a test can create an
+/// earlier release and update it. The current version's generated script, installed with the
+/// library, is left alone.
+pub fn install_frozen_sql(pg: &Pg) {
+    let extdir = pg.sharedir.join("extension");
+    let current = format!("snowflake_id--{}.sql", extension_version());
+    for entry in std::fs::read_dir(project_root().join("sql")).unwrap() {
+        let src = entry.unwrap().path();
+        let name = src.file_name().unwrap();
+        if name.to_str() == Some(current.as_str()) {
+            continue;
+        }
+        let dst = extdir.join(name);
+        let text = std::fs::read(&src).unwrap();
+        if std::fs::read(&dst).ok().as_deref() != Some(&text[..]) {
+            // Written aside and renamed: a server reading the directory sees whole files.
+            let tmp = dst.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, &text).unwrap();
+            std::fs::rename(&tmp, &dst).unwrap();
+        }
+    }
+}
+
+/// The extension's version: the `version` of the workspace root's Cargo.toml.
+pub fn extension_version() -> String {
+    let text = std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("a version line in Cargo.toml")
+        .to_string()
+}

@@ -43,6 +43,7 @@ fn pg_of(major: u32) -> Pg {
             })
     };
     let pg = Pg::from_pg_config(&path).unwrap_or_else(|e| panic!("{e}"));
+    snowflake_it::install_frozen_sql(&pg);
     assert!(
         pg.has_extension("snowflake_id"),
         "snowflake_id is not installed into PostgreSQL {major}: bash scripts/install-from-source.sh --pg-config {}",
@@ -93,10 +94,10 @@ fn upgrade(from: u32, to: u32, mode: &str, port: u16) -> String {
     let mut c = old.connect();
     c.batch_execute(
         "CREATE EXTENSION snowflake_id;
-         CREATE TABLE audit (id bigint PRIMARY KEY DEFAULT snowflake_nextval(), v int NOT NULL);
-         CREATE DATABASE legacy",
+         CREATE TABLE audit (id bigint PRIMARY KEY DEFAULT snowflake_nextval(), v int NOT NULL)",
     )
     .unwrap();
+    c.batch_execute("CREATE DATABASE legacy").unwrap();
     // IDs an hour ahead of the clock (as after a backward clock step), in both databases.
     c.query_one(
         "SELECT snowflake_restore_floor(now() + interval '1 hour')",
@@ -222,7 +223,7 @@ fn upgrade(from: u32, to: u32, mode: &str, port: u16) -> String {
         )
         .unwrap()
         .get(0);
-    assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    assert_eq!(v, snowflake_it::extension_version());
     let next: i64 = l
         .query_one("SELECT snowflake_nextval()", &[])
         .unwrap()
