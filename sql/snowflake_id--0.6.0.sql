@@ -39,7 +39,7 @@ GRANT SELECT ON snowflake_node_clashes TO pg_monitor;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- snowflake_id::cluster::snowflake_check_nodes
+-- snowflake_id::registry::snowflake_check_nodes
 CREATE  FUNCTION "snowflake_check_nodes"() RETURNS TABLE (
 	"node_id" INT,  /* i32 */
 	"system_identifier" bigint,  /* i64 */
@@ -63,6 +63,11 @@ CREATE FUNCTION snowflake_convert_column(tbl regclass, col text) RETURNS text
     AS 'MODULE_PATHNAME', 'snowflake_convert_column_wrapper';
 COMMENT ON FUNCTION snowflake_convert_column(regclass, text) IS
   'snowflake_id: switch a serial/bigserial/identity/integer column to bigint DEFAULT snowflake_nextval(), keeping its rows';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- snowflake_id::replay::snowflake_emit_ceilings
+-- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -131,7 +136,7 @@ AS 'MODULE_PATHNAME', 'snowflake_parse_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- snowflake_id::cluster::snowflake_register_node
+-- snowflake_id::registry::snowflake_register_node
 CREATE  FUNCTION "snowflake_register_node"() RETURNS INT /* i32 */
 STRICT VOLATILE
 SET search_path TO pg_catalog, pg_temp

@@ -155,7 +155,10 @@ fn convert(client: &mut SpiClient<'_>, tbl: pg_sys::Oid, col: &str) -> String {
             "Drop the generation expression first (ALTER TABLE ... ALTER COLUMN ... DROP EXPRESSION).",
         );
     }
-    let new_default = format!("{}.snowflake_nextval()", crate::cluster::ext_schema(client));
+    let new_default = format!(
+        "{}.snowflake_nextval()",
+        crate::registry::ext_schema(client)
+    );
 
     let default = c.default_expr.clone().unwrap_or_default();
     if c.identity.is_empty() && default.contains("snowflake_nextval()") && c.type_name == "bigint" {

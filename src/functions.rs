@@ -25,7 +25,7 @@ fn timestamptz_of_ms(ms_since_epoch: u64) -> TimestampWithTimeZone {
 /// increasing on this server.
 #[pg_extern(volatile, parallel_safe)]
 fn snowflake_nextval() -> i64 {
-    shmem::next_id()
+    crate::draw::next_id()
 }
 
 /// The millisecond an ID was issued at.
@@ -96,142 +96,113 @@ fn may_read_settings() -> bool {
     }
 }
 
-/// One row of `snowflake_stats()`, in column order.
-type StatsRow = (
-    Option<i32>,
-    Option<i64>,
-    Option<TimestampWithTimeZone>,
-    i64,
-    i64,
-    i64,
-    i64,
-    f64,
-    i64,
-    i64,
-    Option<TimestampWithTimeZone>,
-    i64,
-    i64,
-    Option<TimestampWithTimeZone>,
-    Option<String>,
-);
-
-/// The generator's state and counters since the server started (or crash-restarted).
-fn stats_row() -> StatsRow {
-    let s = shmem::stats();
-    let node = guc::node_id().map(i32::from);
-    let last_ms = s.last_tick >> layout::SEQUENCE_BITS;
-    let issued_any = s.issued > 0;
-    let last_id = match node {
-        Some(n) if issued_any => layout::compose(s.last_tick, n as u16).ok(),
-        _ => None,
-    };
-    let drift = if issued_any {
-        layout::unix_ms(last_ms) - SystemClock::unix_ms()
-    } else {
-        0
-    };
-    let started = s.ceiling_ms > 0;
-    (
-        node,
-        last_id,
-        issued_any.then(|| timestamptz_of_ms(last_ms)),
-        s.issued as i64,
-        drift,
-        s.max_borrowed_ms as i64,
-        s.drift_waits as i64,
-        s.drift_wait_us as f64 / 1000.0,
-        s.clock_steps as i64,
-        s.clock_behind_ms as i64,
-        started.then(|| timestamptz_of_ms(s.ceiling_ms)),
-        s.ceiling_writes as i64,
-        s.ceiling_waits as i64,
-        started
-            .then(|| timestamptz_of_ms((s.started_unix_ms - layout::EPOCH_UNIX_MS).max(0) as u64)),
-        may_read_settings().then(|| shmem::state_path().display().to_string()),
-    )
+/// What `snowflake_stats()` reports, read once per call.
+struct Row {
+    s: snowflake_core::generator::Stats,
+    node: Option<i32>,
+    last_ms: u64,
+    issued_any: bool,
+    started: bool,
+    wal: (u64, u64, u64, u64),
 }
 
-/// The generator's state and counters since the server started (or crash-restarted), and the
-/// ceilings in the WAL since then: the highest replayed (the floor received from a primary, a
-/// restore or crash recovery) and the highest this server logged. EXECUTE is granted to
-/// `pg_monitor` only; `state_file` is NULL for a caller that may not read `data_directory`.
-/// (Its C symbol is new in 0.4.0: the 0.3.0 definition, with fewer columns, keeps its own.)
-#[pg_extern(name = "snowflake_stats", volatile, parallel_safe)]
-#[allow(clippy::type_complexity)]
-fn snowflake_stats_v2() -> TableIterator<
-    'static,
-    (
-        name!(node_id, Option<i32>),
-        name!(last_id, Option<i64>),
-        name!(last_id_time, Option<TimestampWithTimeZone>),
-        name!(issued, i64),
-        name!(drift_ms, i64),
-        name!(max_borrowed_ms, i64),
-        name!(drift_waits, i64),
-        name!(drift_wait_ms, f64),
-        name!(clock_steps, i64),
-        name!(clock_behind_ms, i64),
-        name!(ceiling, Option<TimestampWithTimeZone>),
-        name!(ceiling_writes, i64),
-        name!(ceiling_waits, i64),
-        name!(started_at, Option<TimestampWithTimeZone>),
-        name!(state_file, Option<String>),
-        name!(wal_floor, Option<TimestampWithTimeZone>),
-        name!(wal_records_replayed, i64),
-        name!(wal_ceiling, Option<TimestampWithTimeZone>),
-        name!(wal_records_written, i64),
-    ),
-> {
-    let r = stats_row();
-    let (replayed_ms, replayed, logged_ms, logged) = crate::wal::counters();
-    TableIterator::once((
-        r.0,
-        r.1,
-        r.2,
-        r.3,
-        r.4,
-        r.5,
-        r.6,
-        r.7,
-        r.8,
-        r.9,
-        r.10,
-        r.11,
-        r.12,
-        r.13,
-        r.14,
-        (replayed > 0).then(|| timestamptz_of_ms(replayed_ms)),
-        replayed as i64,
-        (logged > 0).then(|| timestamptz_of_ms(logged_ms)),
-        logged as i64,
-    ))
+impl Row {
+    fn read() -> Row {
+        let s = shmem::stats();
+        Row {
+            node: guc::node_id().map(i32::from),
+            last_ms: s.last_tick >> layout::SEQUENCE_BITS,
+            issued_any: s.issued > 0,
+            started: s.ceiling_ms > 0,
+            wal: crate::wal::counters(),
+            s,
+        }
+    }
+
+    fn last_id(&self) -> Option<i64> {
+        match self.node {
+            Some(n) if self.issued_any => layout::compose(self.s.last_tick, n as u16).ok(),
+            _ => None,
+        }
+    }
+
+    fn drift_ms(&self) -> i64 {
+        if self.issued_any {
+            layout::unix_ms(self.last_ms) - SystemClock::unix_ms()
+        } else {
+            0
+        }
+    }
 }
 
-/// `snowflake_stats()` as releases up to 0.3.0 declare it (15 columns), for a server running
-/// this library before `ALTER EXTENSION snowflake_id UPDATE`. Not in this release's SQL.
-#[pg_extern(sql = false, volatile, parallel_safe)]
-#[allow(clippy::type_complexity)]
-fn snowflake_stats() -> TableIterator<
-    'static,
+/// `snowflake_stats()`'s columns, each named, typed and computed once. Two functions share
+/// them: this release's, and the one that releases up to 0.3.0 declare, with only the first
+/// group (so a server running this library before `ALTER EXTENSION snowflake_id UPDATE` still
+/// answers it). (A macro: pgrx reads a function's columns from its signature.)
+macro_rules! stats_functions {
     (
-        name!(node_id, Option<i32>),
-        name!(last_id, Option<i64>),
-        name!(last_id_time, Option<TimestampWithTimeZone>),
-        name!(issued, i64),
-        name!(drift_ms, i64),
-        name!(max_borrowed_ms, i64),
-        name!(drift_waits, i64),
-        name!(drift_wait_ms, f64),
-        name!(clock_steps, i64),
-        name!(clock_behind_ms, i64),
-        name!(ceiling, Option<TimestampWithTimeZone>),
-        name!(ceiling_writes, i64),
-        name!(ceiling_waits, i64),
-        name!(started_at, Option<TimestampWithTimeZone>),
-        name!(state_file, Option<String>),
-    ),
-> {
-    TableIterator::once(stats_row())
+        base: [$($b:ident: [$($bt:tt)+] = $bv:expr,)*]
+        wal: [$($w:ident: [$($wt:tt)+] = $wv:expr,)*]
+    ) => {
+        /// The generator's state and counters since the server started (or crash-restarted),
+        /// and the ceilings in the WAL since then: the highest replayed (the floor received from
+        /// a primary, a restore or crash recovery) and the highest this server logged. EXECUTE
+        /// is granted to `pg_monitor` only; `state_file` is NULL for a caller that may not read
+        /// `data_directory`. (Its C symbol is new in 0.4.0: the 0.3.0 definition, with fewer
+        /// columns, keeps its own.)
+        #[pg_extern(name = "snowflake_stats", volatile, parallel_safe)]
+        #[allow(clippy::type_complexity)]
+        fn snowflake_stats_v2() -> TableIterator<
+            'static,
+            ($(name!($b, $($bt)+),)* $(name!($w, $($wt)+),)*),
+        > {
+            let row = Row::read();
+            TableIterator::once(($(($bv)(&row),)* $(($wv)(&row),)*))
+        }
+
+        /// `snowflake_stats()` as releases up to 0.3.0 declare it. Not in this release's SQL.
+        #[pg_extern(sql = false, volatile, parallel_safe)]
+        #[allow(clippy::type_complexity)]
+        fn snowflake_stats() -> TableIterator<'static, ($(name!($b, $($bt)+),)*)> {
+            let row = Row::read();
+            TableIterator::once(($(($bv)(&row),)*))
+        }
+    };
+}
+
+stats_functions! {
+    base: [
+        node_id: [Option<i32>] = |r: &Row| r.node,
+        last_id: [Option<i64>] = |r: &Row| r.last_id(),
+        last_id_time: [Option<TimestampWithTimeZone>] =
+            |r: &Row| r.issued_any.then(|| timestamptz_of_ms(r.last_ms)),
+        issued: [i64] = |r: &Row| r.s.issued as i64,
+        drift_ms: [i64] = |r: &Row| r.drift_ms(),
+        max_borrowed_ms: [i64] = |r: &Row| r.s.max_borrowed_ms as i64,
+        drift_waits: [i64] = |r: &Row| r.s.drift_waits as i64,
+        drift_wait_ms: [f64] = |r: &Row| r.s.drift_wait_us as f64 / 1000.0,
+        clock_steps: [i64] = |r: &Row| r.s.clock_steps as i64,
+        clock_behind_ms: [i64] = |r: &Row| r.s.clock_behind_ms as i64,
+        ceiling: [Option<TimestampWithTimeZone>] =
+            |r: &Row| r.started.then(|| timestamptz_of_ms(r.s.ceiling_ms)),
+        ceiling_writes: [i64] = |r: &Row| r.s.ceiling_writes as i64,
+        ceiling_waits: [i64] = |r: &Row| r.s.ceiling_waits as i64,
+        started_at: [Option<TimestampWithTimeZone>] = |r: &Row| {
+            r.started.then(|| {
+                timestamptz_of_ms((r.s.started_unix_ms - layout::EPOCH_UNIX_MS).max(0) as u64)
+            })
+        },
+        state_file: [Option<String>] =
+            |_: &Row| may_read_settings().then(|| shmem::state_path().display().to_string()),
+    ]
+    wal: [
+        wal_floor: [Option<TimestampWithTimeZone>] =
+            |r: &Row| (r.wal.1 > 0).then(|| timestamptz_of_ms(r.wal.0)),
+        wal_records_replayed: [i64] = |r: &Row| r.wal.1 as i64,
+        wal_ceiling: [Option<TimestampWithTimeZone>] =
+            |r: &Row| (r.wal.3 > 0).then(|| timestamptz_of_ms(r.wal.2)),
+        wal_records_written: [i64] = |r: &Row| r.wal.3 as i64,
+    ]
 }
 
 extension_sql!(

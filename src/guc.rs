@@ -14,6 +14,28 @@
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use snowflake_core::generator::DEFAULT_MAX_DRIFT_MS;
 use snowflake_core::layout::MAX_NODE;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether the library was preloaded: only then does it have its shared memory, its WAL
+/// resource manager and its `PGC_POSTMASTER` settings.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// An ERROR unless the library was preloaded.
+pub fn require_preloaded() {
+    if !preloaded() {
+        crate::errors::not_preloaded();
+    }
+}
+
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
+
+/// The configured node id, or an ERROR (not preloaded, or not set).
+pub fn require_node_id() -> u16 {
+    require_preloaded();
+    node_id().unwrap_or_else(|| crate::errors::node_id_unset())
+}
 
 /// `-1` means "not configured": `snowflake_nextval()` then raises an ERROR.
 pub const NODE_ID_UNSET: i32 = -1;
@@ -22,6 +44,7 @@ pub static NODE_ID: GucSetting<i32> = GucSetting::<i32>::new(NODE_ID_UNSET);
 pub static MAX_DRIFT_MS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_DRIFT_MS as i32);
 
 pub fn define(preloading: bool) {
+    PRELOADED.store(preloading, Ordering::Relaxed);
     if preloading {
         GucRegistry::define_int_guc(
             c"snowflake_id.node_id",

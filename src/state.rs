@@ -2,7 +2,7 @@
 //! to be lost, not new), and `snowflake_restore_floor()` is the operator's way back when it is
 //! lost or corrupted: a stated floor instead of a guess from the clock.
 
-use crate::{errors, shmem};
+use crate::{draw, errors};
 use pgrx::prelude::*;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -11,7 +11,7 @@ const PG_EPOCH_UNIX_US: i64 = 946_684_800_000_000;
 /// Run once by the install and update scripts, then dropped by them.
 #[pg_extern(volatile, parallel_unsafe)]
 fn snowflake_id_create_state_file() {
-    shmem::create_state_file();
+    draw::create_state_file();
 }
 
 /// Declares that this server issued no ID at or after `floor`: IDs from now on are above it
@@ -33,7 +33,7 @@ fn snowflake_restore_floor(floor: TimestampWithTimeZone) -> TimestampWithTimeZon
         .map(|us| us.div_euclid(1000))
         .unwrap_or_else(|| errors::bad_timestamp(format!("{floor} is out of range")));
     let floor_ms = (unix_ms - snowflake_core::layout::EPOCH_UNIX_MS).max(0) as u64;
-    let ceiling = shmem::restore_floor(floor_ms);
+    let ceiling = draw::restore_floor(floor_ms);
     errors::server_log(format!(
         "snowflake_id: floor restored by an operator: IDs are issued above {} Unix ms",
         snowflake_core::layout::unix_ms(ceiling)

@@ -2,10 +2,7 @@
 //! and `pg_rewind` carry the floor: every extension of the ceiling (about twice a second under
 //! load, never per ID) is a WAL record of this extension's resource manager, flushed, and
 //! confirmed by the synchronous standbys as a commit would be, before any ID beyond the old
-//! ceiling is issued. Replaying a record raises the replaying server's floor in shared memory;
-//! the state file gets it when replay reaches a checkpoint record (a restartpoint, which may
-//! remove the WAL before it, starts from one) and at the end of recovery, not once per record:
-//! archive recovery of a long history writes the file once per checkpoint it replays.
+//! ceiling is issued. Replay is in `replay.rs`.
 //!
 //! The record also names its writer (system identifier and node id): a hot standby whose node
 //! id is its primary's refuses to issue IDs until it is promoted.
@@ -27,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 /// This extension's WAL resource manager id (see the module documentation).
 pub const RMGR_ID: u8 = 211;
 /// The one record type: a new ceiling. (The low four bits of the info byte are PostgreSQL's.)
-const XLOG_CEILING: u8 = 0x10;
+pub const XLOG_CEILING: u8 = 0x10;
 /// First byte of the record: its format.
 const FORMAT: u8 = 1;
 const RECORD_LEN: usize = 1 + 2 + 8 + 8;
@@ -41,7 +38,7 @@ pub struct CeilingRecord {
 }
 
 impl CeilingRecord {
-    fn encode(&self) -> [u8; RECORD_LEN] {
+    pub fn encode(&self) -> [u8; RECORD_LEN] {
         let mut b = [0u8; RECORD_LEN];
         b[0] = FORMAT;
         b[1..3].copy_from_slice(&self.writer.node_id.to_le_bytes());
@@ -50,7 +47,7 @@ impl CeilingRecord {
         b
     }
 
-    fn decode(b: &[u8]) -> Result<CeilingRecord, String> {
+    pub fn decode(b: &[u8]) -> Result<CeilingRecord, String> {
         if b.len() != RECORD_LEN || b[0] != FORMAT {
             return Err(format!(
                 "record of {} bytes, format {:?}; expected {RECORD_LEN} bytes, format {FORMAT}",
@@ -115,37 +112,36 @@ impl Default for WalState {
 
 pub static WAL: PgAtomic<WalState> = unsafe { PgAtomic::new(c"snowflake_id wal") };
 
-/// Registers the resource manager (only while preloading, before recovery can start).
-pub fn register() {
-    compat::register_custom_rmgr(
-        RMGR_ID,
-        c"snowflake_id",
-        compat::RmgrCallbacks {
-            redo,
-            desc,
-            identify,
-            cleanup,
-        },
-    );
-    compat::wrap_checkpoint_replay(flush_replayed);
+/// Requests the segment (only while preloading).
+pub fn init() {
+    pgrx::pg_shmem_init!(WAL);
 }
 
-/// Writes the floor replayed since the last write to the state file (in the startup process:
-/// before a checkpoint record, and at the end of recovery).
-fn flush_replayed() {
+/// Notes a replayed record: its writer is the primary, its ceiling the floor so far.
+pub fn note_replayed(rec: &CeilingRecord) {
+    let w = WAL.get();
+    w.primary_sysid.store(rec.writer.system_identifier, Relaxed);
+    w.primary_node.store(rec.writer.node_id as u32 + 1, Relaxed);
+    w.replayed_ms.fetch_max(rec.ceiling_ms, Relaxed);
+    w.replayed.fetch_add(1, Relaxed);
+}
+
+/// The floor replayed since it was last written to the state file, if any, and the record count
+/// to pass to [`mark_flushed`] once it is.
+pub fn pending() -> Option<(u64, u64)> {
     let w = WAL.get();
     let replayed = w.replayed.load(Relaxed);
-    if w.flushed.load(Relaxed) != replayed && crate::shmem::raise_floor(w.replayed_ms.load(Relaxed))
-    {
-        w.flushed.store(replayed, Relaxed);
-    }
+    (w.flushed.load(Relaxed) != replayed).then(|| (w.replayed_ms.load(Relaxed), replayed))
 }
 
-/// Marks the replayed floor as written to the state file (by the generator, which saves it as
-/// part of its own ceiling).
-fn mark_flushed() {
-    let w = WAL.get();
-    w.flushed.store(w.replayed.load(Relaxed), Relaxed);
+/// Marks the floor of the first `replayed` records as written to the state file.
+pub fn mark_flushed(replayed: u64) {
+    WAL.get().flushed.fetch_max(replayed, Relaxed);
+}
+
+/// Records replayed since the server started.
+pub fn replayed() -> u64 {
+    WAL.get().replayed.load(Relaxed)
 }
 
 /// Writes a ceiling record and waits until it is flushed here and, when synchronous standbys
@@ -288,98 +284,6 @@ pub fn counters() -> (u64, u64, u64, u64) {
         w.logged_ms.load(Relaxed),
         w.logged.load(Relaxed),
     )
-}
-
-/// Writes `n` ceiling records, the first at `first_unix_ms` and each `step_ms` above the one
-/// before, as this server (its node id), without touching the generator or the state file:
-/// a long WAL history for the benchmark and the replay tests to replay. Not in the extension's
-/// SQL (`sql = false`): a superuser declares it from the library
-/// (`snowflake_emit_ceilings_wrapper`). Returns the LSN after the last record.
-#[pg_extern(sql = false, volatile, parallel_unsafe, strict)]
-fn snowflake_emit_ceilings(n: i32, first_unix_ms: i64, step_ms: i32) -> i64 {
-    // SAFETY: the current user, inside a transaction.
-    if !unsafe { pg_sys::superuser() } {
-        crate::errors::must_be_superuser("snowflake_emit_ceilings()");
-    }
-    let node_id = crate::shmem::node_id();
-    if in_recovery() || !compat::HAS_CUSTOM_RMGR {
-        error!("snowflake_id: ceiling records can only be written on a primary of PostgreSQL 15 or later");
-    }
-    let writer = Writer {
-        // SAFETY: pg_control's system identifier.
-        system_identifier: unsafe { pg_sys::GetSystemIdentifier() },
-        node_id,
-    };
-    let mut lsn = 0;
-    for i in 0..n.max(0) as i64 {
-        let unix = first_unix_ms + i * step_ms as i64;
-        let ceiling_ms = (unix - layout::EPOCH_UNIX_MS).clamp(0, layout::MAX_MS as i64) as u64;
-        let bytes = CeilingRecord { writer, ceiling_ms }.encode();
-        // SAFETY: a backend outside recovery; the data outlives the insertion.
-        unsafe {
-            pg_sys::XLogBeginInsert();
-            compat::xlog_register_data(&bytes);
-            lsn = pg_sys::XLogInsert(RMGR_ID, XLOG_CEILING);
-        }
-    }
-    // SAFETY: flushes what was inserted.
-    unsafe { pg_sys::XLogFlush(lsn) };
-    lsn as i64
-}
-
-fn read(record: *mut pg_sys::XLogReaderState) -> CeilingRecord {
-    // SAFETY: PostgreSQL passes the record being replayed or described.
-    let (info, data) = unsafe { compat::record_data(record) };
-    let kind = info & !(pg_sys::XLR_INFO_MASK as u8);
-    if kind != XLOG_CEILING {
-        error!("snowflake_id: unknown WAL record type {kind:#04x}");
-    }
-    CeilingRecord::decode(data).unwrap_or_else(|e| error!("snowflake_id: invalid WAL record: {e}"))
-}
-
-/// Replay: remember the primary and raise this server's floor.
-#[pg_guard]
-unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
-    let rec = read(record);
-    let w = WAL.get();
-    w.primary_sysid.store(rec.writer.system_identifier, Relaxed);
-    w.primary_node.store(rec.writer.node_id as u32 + 1, Relaxed);
-    w.replayed_ms.fetch_max(rec.ceiling_ms, Relaxed);
-    w.replayed.fetch_add(1, Relaxed);
-    // A standby issuing IDs of its own: its running generator takes the floor at once (and
-    // saves a ceiling above it when it needs one). Otherwise the floor waits in shared memory
-    // (which the generator's start reads) for the next checkpoint record or the end of replay.
-    if crate::shmem::started() && crate::shmem::raise_floor(rec.ceiling_ms) {
-        mark_flushed();
-    }
-}
-
-/// End of replay: the floor goes to the state file before the server leaves recovery.
-#[pg_guard]
-unsafe extern "C-unwind" fn cleanup() {
-    flush_replayed();
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::XLogReaderState) {
-    let rec = read(record);
-    let text = format!(
-        "ceiling {} Unix ms, node {}, system identifier {}",
-        layout::unix_ms(rec.ceiling_ms),
-        rec.writer.node_id,
-        rec.writer.system_identifier
-    );
-    let c = std::ffi::CString::new(text).unwrap();
-    pg_sys::appendStringInfoString(buf, c.as_ptr());
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn identify(info: u8) -> *const std::ffi::c_char {
-    if info & !(pg_sys::XLR_INFO_MASK as u8) == XLOG_CEILING {
-        c"CEILING".as_ptr()
-    } else {
-        std::ptr::null()
-    }
 }
 
 #[cfg(test)]

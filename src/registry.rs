@@ -19,7 +19,7 @@
 //! Limitation: a physical clone (pg_basebackup, promoted standby) keeps the system identifier
 //! of its origin, so a clone configured with its origin's node id is not told apart here.
 
-use crate::{errors, shmem};
+use crate::{errors, guc};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 
@@ -111,7 +111,7 @@ fn register(client: &mut SpiClient<'_>, node_id: i32) -> bool {
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn snowflake_register_node() -> i32 {
-    let node_id = i32::from(shmem::node_id());
+    let node_id = i32::from(guc::require_node_id());
     Spi::connect_mut(|client| register(client, node_id));
     node_id
 }
@@ -155,7 +155,7 @@ fn snowflake_check_nodes() -> TableIterator<
 > {
     let rows = Spi::connect_mut(|client| {
         let registry = format!("{}.snowflake_nodes", ext_schema(client));
-        shmem::require_preloaded();
+        guc::require_preloaded();
         if let (Some(node_id), true) = (crate::guc::node_id(), writable()) {
             // A role that may only read the registry checks it without registering.
             if may_register(client, &registry) {
