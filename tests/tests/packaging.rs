@@ -1643,6 +1643,59 @@ fn docs_shell_blocks_are_quoted_from_what_runs_them() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// No document names a commit or an issue: no word of 7 to 40 hex digits with both a letter and a
+/// digit (a commit hash; the benchmark's results block is generated without one), no `#N` and no
+/// "issue N". Every document: the README, docs/ and the benchmark's RESULTS.md.
+#[test]
+fn documents_name_no_commit_and_no_issue() {
+    let root = project_root();
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("bench/results/RESULTS.md"),
+    ];
+    for e in fs::read_dir(root.join("docs")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "md") {
+            files.push(path);
+        }
+    }
+    let mut found = Vec::new();
+    for f in &files {
+        let text = fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{}:{}", f.strip_prefix(&root).unwrap().display(), n + 1);
+            for w in line.split(|c: char| !c.is_ascii_alphanumeric()) {
+                if (7..=40).contains(&w.len())
+                    && w.chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                    && w.chars().any(|c| c.is_ascii_digit())
+                    && w.chars().any(|c| c.is_ascii_alphabetic())
+                {
+                    found.push(format!("{at}: {w}"));
+                }
+            }
+            let lower = line.to_lowercase();
+            for (i, _) in lower
+                .match_indices("issue ")
+                .chain(lower.match_indices('#'))
+            {
+                let rest = lower[i..]
+                    .trim_start_matches("issue ")
+                    .trim_start_matches('#');
+                if rest.starts_with(|c: char| c.is_ascii_digit()) {
+                    found.push(format!("{at}: {}", line.trim()));
+                }
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    assert!(
+        found.is_empty(),
+        "commit hashes or issue numbers in the documents:\n{}",
+        found.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // scripts/install-from-source.sh: what it says when something is missing (the install itself is
 // the quick start's step 1 on the relocatable majors, and scripts/test.sh installs with it before
