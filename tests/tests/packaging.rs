@@ -1,12 +1,13 @@
 //! Packaging and upgrades, on the PostgreSQL under test (`$SNOWFLAKE_PG_CONFIG`, see
 //! [`snowflake_it::pg`]): one version everywhere; the .deb of each major checked file by file,
 //! the one for 15 installed with `dpkg -i` on a machine without Rust (the PostgreSQL 15 run),
-//! those for 16, 17 and 18 loaded by a server of their major (the other runs); the quick start
-//! of docs/packages.md run as written; scripts/install-from-source.sh's checks; the binary
-//! tarball installed into a copy of the relocatable PostgreSQL tree (every major but 15);
-//! `ALTER EXTENSION snowflake_id UPDATE` from the previous release with live data, and
-//! pg_dump / pg_restore into a fresh server.
-//! Ports 25901-25919, clusters `pkg-*` under `target/it/pg<major>/`.
+//! those for 16, 17 and 18 loaded by a server of their major (the other runs); the README's
+//! quick start read from README.md and run as written (on every major 15-18); the documents'
+//! commands: their SQL blocks run on a real server, their shell blocks accounted for;
+//! scripts/install-from-source.sh's checks; the binary tarball installed into a copy of the
+//! relocatable PostgreSQL tree (every major but 15); `ALTER EXTENSION snowflake_id UPDATE` from
+//! the previous release with live data, and pg_dump / pg_restore into a fresh server.
+//! Ports 25901-25919 and 31100-31120, clusters `pkg-*` under `target/it/pg<major>/`.
 
 use snowflake_core::layout;
 use snowflake_it::{clusters_root, pg, project_root, Cluster, Node, Pg};
