@@ -11,7 +11,7 @@
 # `cargo pgrx install --release --pg-config <pg_config>` (with --sudo: built as you, the files
 # copied with sudo). The files go to that pg_config's --pkglibdir and --sharedir/extension;
 # the server then needs snowflake_id in shared_preload_libraries, a snowflake_id.node_id and a
-# restart before CREATE EXTENSION snowflake_id (docs/packages.md).
+# restart before CREATE EXTENSION snowflake_id (the README's quick start).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGRX_VERSION=0.18.0
@@ -116,5 +116,5 @@ installed snowflake_id $VERSION into $PG_VERSION:
   $LIBDIR/snowflake_id.so
   $EXTDIR/snowflake_id.control, snowflake_id--*.sql
 next: add snowflake_id to shared_preload_libraries, set snowflake_id.node_id, restart,
-      CREATE EXTENSION snowflake_id (docs/packages.md)
+      CREATE EXTENSION snowflake_id (README.md, Quick start)
 EOF

@@ -11,7 +11,7 @@
 #      PostgreSQL 15 and then 18 (the release build installed into each): the SQL surface's
 #      contracts as pg_regress files, crashes, clock faults, hostile roles, multi-master (pglogical
 #      on 15, native logical replication on 18) with the main job, failover, packaging and
-#      upgrades;
+#      upgrades; then the README's quick start, as written, on 16 and 17 as well;
 #   6. the benchmark in quick mode on 15 and 18 (a smoke test of snowbench; no target assessed).
 # Usage: scripts/test.sh [cargo test filter for step 5]
 set -euo pipefail
@@ -67,6 +67,14 @@ for pg_config in /usr/bin/pg_config "$PG18_CONFIG"; do
   step "5/6 integration tests on real servers (PostgreSQL $major)"
   bash scripts/install-from-source.sh --pg-config "$pg_config" >/dev/null
   SNOWFLAKE_PG_CONFIG=$pg_config cargo test -p snowflake_it --release -- --test-threads=1 "$@"
+done
+# The README's quick start on 16 and 17 too (15 and 18 ran it above), on the builds of step 3c:
+# its install-from-source.sh reuses their release builds.
+for v in 16 17; do
+  step "5/6 the README's quick start on PostgreSQL $v"
+  pg_config=$(echo "$ROOT"/target/pg$v/postgresql-*/bin/pg_config)
+  SNOWFLAKE_PG_CONFIG=$pg_config cargo test -p snowflake_it --release --test packaging -- \
+    --test-threads=1 --exact quick_start_on_a_fresh_server_gives_an_id
 done
 
 step "6/6 benchmark smoke test (snowbench --quick on 15 and 18: the benchmark works; no target assessed)"

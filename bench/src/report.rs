@@ -85,7 +85,7 @@ pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
     let _ = writeln!(
         w,
         "| | |\n|---|---|\n| date | {} to {} ({} min){} |\n| machine | {}, {} cores, {} RAM, Linux {} |\n\
-         | commit measured | `{}` |\n| PostgreSQL | {} |\n| random source of uuidv7() / gen_random_uuid() | {} |\n\
+         | PostgreSQL | {} |\n| random source of uuidv7() / gen_random_uuid() | {} |\n\
          | load average before / after | {} / {} |\n| server | {} |\n| sizes | {} |\n",
         m("start"),
         m("end"),
@@ -95,7 +95,6 @@ pub fn major_section(dir: &Path, rel: &str, quick: bool) -> String {
         m("cores"),
         m("memory"),
         m("kernel"),
-        m("commit"),
         m("version"),
         m("random_source"),
         m("load_before"),
@@ -455,7 +454,7 @@ pub fn results_md(out: &Path, majors: &[String], quick: bool) -> String {
 pub const README_BEGIN: &str = "<!-- snowbench results: begin (written by snowbench --readme) -->";
 pub const README_END: &str = "<!-- snowbench results: end -->";
 
-/// The README's results: per major, the run (date, machine, commit), its targets table, the
+/// The README's results: per major, the run (date, machine), its targets table, the
 /// instruction counts and the charts, from the CSV files under `out` (`rel`: `out` from the
 /// README).
 pub fn readme_block(out: &Path, rel: &str, majors: &[String]) -> String {
@@ -470,14 +469,13 @@ pub fn readme_block(out: &Path, rel: &str, majors: &[String]) -> String {
         let m = |k: &str| meta_get(&meta, k).to_string();
         let _ = writeln!(
             w,
-            "#### PostgreSQL {major}\n\n{}, {} to {} ({} min); commit `{}`; {}, {} cores, {} RAM, Linux {}; \
+            "#### PostgreSQL {major}\n\n{}, {} to {} ({} min); {}, {} cores, {} RAM, Linux {}; \
              load average {} before, {} after; uuidv7() random source: {}. All tables: \
              [{rel}/RESULTS.md]({rel}/RESULTS.md#postgresql-{major}).\n",
             m("version"),
             m("start"),
             m("end"),
             m("minutes"),
-            m("commit"),
             m("cpu"),
             m("cores"),
             m("memory"),
@@ -563,12 +561,11 @@ pub fn charts(dir: &Path) -> Result<(), String> {
     let samples: Vec<Sample> = data::read_samples(dir);
     let d = derive(&ms);
     let sub = format!(
-        "PostgreSQL {}, {}, {} cores, {}, commit {}",
+        "PostgreSQL {}, {}, {} cores, {}",
         meta_get(&meta, "major"),
         meta_get(&meta, "start"),
         meta_get(&meta, "cores"),
-        meta_get(&meta, "cpu"),
-        meta_get(&meta, "commit")
+        meta_get(&meta, "cpu")
     )
     .replace('"', "'");
     let head = "set terminal pngcairo noenhanced size 1100,480 font 'DejaVu Sans,10'; set grid lc rgb '#dddddd'; ";

@@ -1,12 +1,13 @@
 //! Packaging and upgrades, on the PostgreSQL under test (`$SNOWFLAKE_PG_CONFIG`, see
 //! [`snowflake_it::pg`]): one version everywhere; the .deb of each major checked file by file,
 //! the one for 15 installed with `dpkg -i` on a machine without Rust (the PostgreSQL 15 run),
-//! those for 16, 17 and 18 loaded by a server of their major (the other runs); the quick start
-//! of docs/packages.md run as written; scripts/install-from-source.sh's checks; the binary
-//! tarball installed into a copy of the relocatable PostgreSQL tree (every major but 15);
-//! `ALTER EXTENSION snowflake_id UPDATE` from the previous release with live data, and
-//! pg_dump / pg_restore into a fresh server.
-//! Ports 25901-25919, clusters `pkg-*` under `target/it/pg<major>/`.
+//! those for 16, 17 and 18 loaded by a server of their major (the other runs); the README's
+//! quick start read from README.md and run as written (on every major 15-18); the documents'
+//! commands: their SQL blocks run on a real server, their shell blocks accounted for;
+//! scripts/install-from-source.sh's checks; the binary tarball installed into a copy of the
+//! relocatable PostgreSQL tree (every major but 15); `ALTER EXTENSION snowflake_id UPDATE` from
+//! the previous release with live data, and pg_dump / pg_restore into a fresh server.
+//! Ports 25901-25919 and 31100-31120, clusters `pkg-*` under `target/it/pg<major>/`.
 
 use snowflake_core::layout;
 use snowflake_it::{clusters_root, pg, project_root, Cluster, Node, Pg};
@@ -1077,32 +1078,53 @@ fn deb_for_postgresql_18_has_debians_layout_and_loads_into_postgresql_18() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The quick start: the commands docs/packages.md gives, run as written (quoted there verbatim,
-// which `docs_packages_md_quotes_the_commands_the_tests_run` checks)
+// The quick start: the README's steps, read from README.md and run as written
 
-/// Step 1 with Debian's or PGDG's PostgreSQL NN (NN: its major), in the directory of the .deb.
-const QUICK_INSTALL_DEB: &str = "dpkg -i postgresql-NN-snowflake-id_*.deb";
-/// Step 1 for any other PostgreSQL, in the sources ($PG_CONFIG: that PostgreSQL's pg_config).
-const QUICK_INSTALL_SOURCE: &str =
-    r#"bash scripts/install-from-source.sh --pg-config "$PG_CONFIG""#;
-/// Step 2, as the user `postgres` (as are the steps after it): the libraries preloaded
-/// already ...
-const QUICK_SHOW_PRELOAD: &str = "psql -Atc 'SHOW shared_preload_libraries'";
-/// ... and that list with snowflake_id appended (here it showed pg_stat_statements). Each
-/// library is its own quoted name: ALTER SYSTEM takes one quoted string `'a, b'` as one library
-/// named "a, b", and the server then fails to start.
-const QUICK_PRELOAD: &str =
-    r#"psql -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'snowflake_id'""#;
-/// Step 3: the node id, into postgresql.conf. Not with ALTER SYSTEM: before the library is
-/// loaded, PostgreSQL 15 and 16 refuse it for a parameter no loaded library defines
-/// ("unrecognized configuration parameter"), and this way one restart applies both settings.
-const QUICK_NODE_ID: &str =
-    r#"echo "snowflake_id.node_id = 1" >> "$(psql -Atc "SHOW config_file")""#;
-/// Step 4.
-const QUICK_RESTART: &str = r#"pg_ctl restart -D "$PGDATA""#;
-/// Step 5.
-const QUICK_CREATE: &str =
-    "psql -d postgres -c 'CREATE EXTENSION snowflake_id' -c 'SELECT snowflake_nextval()'";
+/// The README's quick start: its numbered steps (`N. **...**`) in the section `## Quick start`,
+/// each with the command lines of its one `sh` block. Panics unless there are steps 1 to 5.
+fn readme_quick_start() -> Vec<Vec<String>> {
+    let readme = fs::read_to_string(project_root().join("README.md")).unwrap();
+    let start = readme
+        .find("\n## Quick start\n")
+        .expect("README.md has no `## Quick start` section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |i| i + 1)];
+    let mut steps: Vec<Vec<String>> = Vec::new();
+    let mut block: Option<Vec<String>> = None;
+    for line in section.lines() {
+        let t = line.trim();
+        if let Some(b) = block.as_mut() {
+            if t.starts_with("```") {
+                let step = steps.last_mut().expect("a command block before step 1");
+                assert!(
+                    step.is_empty(),
+                    "step {} has two command blocks",
+                    steps.len()
+                );
+                *step = block.take().unwrap();
+            } else if !t.is_empty() {
+                b.push(t.to_string());
+            }
+        } else if t == "```sh" {
+            block = Some(Vec::new());
+        } else if t.starts_with("```") {
+            panic!("README.md's quick start has a block that is not `sh`: {t}");
+        } else if let Some((n, rest)) = line.split_once(". **") {
+            if !rest.is_empty() && n.parse::<usize>() == Ok(steps.len() + 1) {
+                steps.push(Vec::new());
+            }
+        }
+    }
+    assert_eq!(steps.len(), 5, "README.md's quick start: {steps:?}");
+    for (i, s) in steps.iter().enumerate() {
+        assert!(
+            !s.is_empty(),
+            "step {} of the quick start has no commands",
+            i + 1
+        );
+    }
+    steps
+}
 
 /// Runs the quick start's command lines with bash, as written, in an environment like a user's
 /// shell (PATH with the server's programs first, PGHOST/PGPORT/PGDATA for the server, PG_CONFIG),
@@ -1197,25 +1219,30 @@ impl Drop for DebSandbox {
     }
 }
 
-/// The quick start on a new server that preloads another library already (pg_stat_statements,
-/// else plpgsql): (1) install: the .deb with dpkg for 15 (in a private mount namespace), from the
-/// sources for the relocatable majors (into the PostgreSQL under test, from which the
-/// extension's files are removed first); (2) SHOW the preloaded list and append snowflake_id
-/// with ALTER SYSTEM; (3) the node id into postgresql.conf; (4) restart; (5) CREATE EXTENSION
-/// and an ID. The ID must carry node 1, and both libraries must be preloaded.
+/// The README's quick start, read from README.md and each line run as written, on a new server
+/// that preloads pg_stat_statements already: (1) install: the .deb with dpkg on 15 (in a private
+/// mount namespace), from the sources on 16, 17 and 18 (into the PostgreSQL under test, from
+/// which the extension's files are removed first); (2) SHOW the preloaded list and append
+/// snowflake_id with ALTER SYSTEM; (3) the node id into postgresql.conf; (4) restart;
+/// (5) CREATE EXTENSION and an ID. Step 1 runs as root, the others as `postgres` with the
+/// server's programs in PATH and PGHOST, PGPORT, PGDATA set, as the README says. The ID must
+/// carry node 1, and both libraries must be preloaded. Port 31100 + major.
 #[test]
 fn quick_start_on_a_fresh_server_gives_an_id() {
     let pg = pg();
     let version = cargo_version();
     let root = project_root();
-    let port = 25910;
+    let steps = readme_quick_start();
+    let port = 31_100 + pg.major as u16;
     let work = clusters_root().join("pkg-quick");
     fresh_workdir(pg, &work, port);
-    let other = if pg.pkglibdir.join("pg_stat_statements.so").is_file() {
-        "pg_stat_statements"
-    } else {
-        "plpgsql"
-    };
+    // the library the README's step 2 shows as preloaded already
+    let other = "pg_stat_statements";
+    assert!(
+        pg.pkglibdir.join(format!("{other}.so")).is_file(),
+        "PostgreSQL {} has no {other}",
+        pg.major
+    );
     let debian = pg.major == 15;
     let sandbox = debian.then(|| DebSandbox::new(&work.join("sandbox")));
     let node = Node::init(
@@ -1246,15 +1273,27 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
         dir: work.clone(),
         step: 0,
     };
+    let mut commands = 0;
 
-    // 1. Install.
+    // 1. Install: one of the step's two lines, as root.
+    let (deb_line, source_line) = match &steps[0][..] {
+        [a, b]
+            if a.starts_with("dpkg -i ")
+                && b.starts_with("bash scripts/install-from-source.sh ") =>
+        {
+            (a, b)
+        }
+        other => panic!(
+            "README.md's step 1 is not a dpkg line and an install-from-source.sh line: {other:?}"
+        ),
+    };
     let so = pg.pkglibdir.join("snowflake_id.so");
     if debian {
         let debs = work.join("debs");
         fs::create_dir_all(&debs).unwrap();
         let deb = build_deb(15);
         fs::copy(&deb, debs.join(deb.file_name().unwrap())).unwrap();
-        qs.run(&QUICK_INSTALL_DEB.replace("NN", "15"), &debs, false);
+        qs.run(deb_line, &debs, false);
         let owner = qs.run(&format!("dpkg-query -S {}", so.display()), &debs, false);
         assert!(owner.starts_with("postgresql-15-snowflake-id:"), "{owner}");
     } else {
@@ -1262,7 +1301,7 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
             fs::remove_file(f).unwrap();
         }
         assert!(!so.exists());
-        qs.run(QUICK_INSTALL_SOURCE, &root, false);
+        qs.run(source_line, &root, false);
         let installed: BTreeSet<String> = extension_files(pg)
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
@@ -1278,31 +1317,49 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
         }
         assert_eq!(installed, expected);
     }
+    commands += 1;
 
     // 2. The list preloaded already, and snowflake_id appended to it.
-    let shown = qs.run(QUICK_SHOW_PRELOAD, &node.dir, true);
+    let [show, preload] = &steps[1][..] else {
+        panic!("README.md's step 2 is not two lines: {:?}", steps[1]);
+    };
+    let shown = qs.run(show, &node.dir, true);
     assert_eq!(shown.trim(), other, "SHOW printed:\n{shown}");
-    let preload = QUICK_PRELOAD.replace("pg_stat_statements", other);
-    assert!(preload.contains(&format!("'{other}', 'snowflake_id'")));
-    qs.run(&preload, &node.dir, true);
+    assert!(
+        preload.contains(&format!("'{other}', 'snowflake_id'")),
+        "{preload}"
+    );
+    qs.run(preload, &node.dir, true);
     // 3. The node id, into the server's postgresql.conf.
-    qs.run(QUICK_NODE_ID, &node.dir, true);
+    for line in &steps[2] {
+        qs.run(line, &node.dir, true);
+    }
     let conf = fs::read_to_string(node.data().join("postgresql.conf")).unwrap();
     assert!(conf.ends_with("\nsnowflake_id.node_id = 1\n"), "{conf}");
     // 4. Restart.
-    qs.run(QUICK_RESTART, &node.dir, true);
+    for line in &steps[3] {
+        qs.run(line, &node.dir, true);
+    }
     // 5. The extension, and an ID.
     let before_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let out = qs.run(QUICK_CREATE, &node.dir, true);
+    let [create] = &steps[4][..] else {
+        panic!("README.md's step 5 is not one line: {:?}", steps[4]);
+    };
+    let out = qs.run(create, &node.dir, true);
+    commands += steps[1..].iter().map(Vec::len).sum::<usize>();
     let ids: Vec<i64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
     assert_eq!(ids.len(), 1, "one ID expected in:\n{out}");
     let d = layout::decode(ids[0]).unwrap();
     eprintln!(
-        "quick start on PostgreSQL {}: snowflake_nextval() = {} (node {})",
-        pg.major, ids[0], d.node
+        "quick start on PostgreSQL {} ({}): {} steps, {commands} command lines; snowflake_nextval() = {} (node {})",
+        pg.major,
+        if debian { "the .deb" } else { "from source" },
+        steps.len(),
+        ids[0],
+        d.node
     );
     assert_eq!(d.node, 1, "the ID {} is of node {}", ids[0], d.node);
     let ms = d.ms as i64 + layout::EPOCH_UNIX_MS;
@@ -1338,28 +1395,306 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     drop(sandbox);
 }
 
-/// docs/packages.md shows the commands the tests run, verbatim: the quick start's and the
-/// .debs' builds.
+/// docs/packages.md shows the commands that build the .debs, as the tests run them.
 #[test]
 fn docs_packages_md_quotes_the_commands_the_tests_run() {
     let doc = fs::read_to_string(project_root().join("docs/packages.md")).unwrap();
-    for cmd in [
-        QUICK_INSTALL_DEB,
-        QUICK_INSTALL_SOURCE,
-        QUICK_SHOW_PRELOAD,
-        QUICK_PRELOAD,
-        QUICK_NODE_ID,
-        QUICK_RESTART,
-        QUICK_CREATE,
-        DEB_BUILD_15,
-        DEB_BUILD_18,
-        DEB_BUILD_NN,
-    ] {
+    for cmd in [DEB_BUILD_15, DEB_BUILD_18, DEB_BUILD_NN] {
         assert!(
             doc.contains(cmd),
             "docs/packages.md does not quote this command the tests run:\n  {cmd}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every command a document shows is run by a test: the SQL blocks here, on a real server; the
+// shell blocks quoted from the script or test that runs them
+
+/// The documents whose commands these tests hold to account. docs/operations.md is not among
+/// them; docs/clients.md's recipes are run by tests/tests/clients.rs.
+const DOCS: [&str; 10] = [
+    "README.md",
+    "docs/install.md",
+    "docs/packages.md",
+    "docs/sql-reference.md",
+    "docs/clients.md",
+    "docs/ha.md",
+    "docs/demo.md",
+    "docs/development.md",
+    "docs/benchmarks.md",
+    "docs/internals.md",
+];
+
+/// A fenced code block of a document, with the `<!-- ... -->` line right before its fence (if
+/// any), which says how a test holds it to account:
+/// - `<!-- quoted from PATH -->`: the block is in PATH as it is (the file a test runs);
+/// - `<!-- doc-test: setup: SQL -->` (SQL blocks): SQL runs first, in the same database;
+/// - `<!-- doc-test: skip: REASON -->`: not a command (a definition shown, an output).
+struct DocBlock {
+    file: String,
+    line: usize,
+    lang: String,
+    text: String,
+    marker: Option<String>,
+    /// under the README's `## Quick start`, which `quick_start_on_a_fresh_server_gives_an_id` runs
+    quick_start: bool,
+}
+
+fn doc_blocks(file: &str) -> Vec<DocBlock> {
+    let doc = fs::read_to_string(project_root().join(file)).unwrap();
+    let mut blocks = Vec::new();
+    let mut section = "";
+    let mut prev = "";
+    let mut lines = doc.lines().enumerate();
+    while let Some((i, line)) = lines.next() {
+        let t = line.trim();
+        if line.starts_with("## ") {
+            section = line;
+        }
+        if let Some(lang) = t.strip_prefix("```") {
+            let text: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| !l.trim().starts_with("```"))
+                .collect();
+            let indent = line.len() - line.trim_start().len();
+            let text: Vec<&str> = text
+                .iter()
+                .map(|l| l.get(indent..).unwrap_or(l.trim_start()))
+                .collect();
+            blocks.push(DocBlock {
+                file: file.to_string(),
+                line: i + 1,
+                lang: lang.trim().to_string(),
+                text: text.join("\n"),
+                marker: prev
+                    .strip_prefix("<!-- ")
+                    .and_then(|m| m.strip_suffix(" -->"))
+                    .map(str::to_string),
+                quick_start: file == "README.md" && section == "## Quick start",
+            });
+            prev = "";
+        } else if !t.is_empty() {
+            prev = t;
+        }
+    }
+    blocks
+}
+
+/// What a `<!-- quoted from PATH -->` or `<!-- doc-test: KEY: VALUE -->` marker says.
+fn marker<'a>(b: &'a DocBlock, key: &str) -> Option<&'a str> {
+    let m = b.marker.as_deref()?;
+    if key == "quoted from" {
+        return m.strip_prefix("quoted from ");
+    }
+    m.strip_prefix("doc-test: ")?
+        .strip_prefix(key)?
+        .strip_prefix(": ")
+}
+
+/// Checks a `quoted from` block against its file; `Err` names what is not there.
+fn check_quoted(b: &DocBlock, path: &str) -> Result<(), String> {
+    let source = fs::read_to_string(project_root().join(path))
+        .map_err(|e| format!("{}:{} quotes {path}: {e}", b.file, b.line))?;
+    if source.contains(&b.text) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}:{}: this block is not in {path} as it is:\n{}",
+            b.file, b.line, b.text
+        ))
+    }
+}
+
+/// Every SQL block of the documents runs, in order, on a real server with the library preloaded
+/// (node id 5), through psql with ON_ERROR_STOP, one database per document (in which the
+/// extension is created first unless the document's first block creates it). A block marked
+/// `quoted from` must be in its file instead, and one marked `skip` needs its reason. Port 31120.
+#[test]
+fn docs_sql_blocks_run_on_a_real_server() {
+    let node = Cluster::init("pkg-docs-sql", 31120, &["snowflake_id.node_id = 5"]);
+    node.start();
+    let mut failures = Vec::new();
+    let (mut ran, mut quoted, mut skipped) = (0, 0, 0);
+    for (n, file) in DOCS.iter().enumerate() {
+        let blocks: Vec<DocBlock> = doc_blocks(file)
+            .into_iter()
+            .filter(|b| b.lang == "sql")
+            .collect();
+        let db = format!("doc{n}");
+        node.psql(&format!("CREATE DATABASE {db}"));
+        let conninfo = node
+            .conninfo()
+            .replace("dbname=postgres", &format!("dbname={db}"));
+        let psql = |sql: &str| {
+            Command::new(snowflake_it::pg_bin("psql"))
+                .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", &conninfo, "-f", "-"])
+                .env("PGOPTIONS", "-c client_min_messages=warning")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    child.stdin.take().unwrap().write_all(sql.as_bytes())?;
+                    child.wait_with_output()
+                })
+                .unwrap()
+        };
+        let mut first = true;
+        for b in &blocks {
+            if let Some(path) = marker(b, "quoted from") {
+                quoted += 1;
+                if let Err(e) = check_quoted(b, path) {
+                    failures.push(e);
+                }
+                continue;
+            }
+            if let Some(reason) = marker(b, "skip") {
+                assert!(
+                    !reason.trim().is_empty(),
+                    "{}:{}: skip without a reason",
+                    b.file,
+                    b.line
+                );
+                skipped += 1;
+                continue;
+            }
+            let mut sql = String::new();
+            if first
+                && !b
+                    .text
+                    .trim_start()
+                    .starts_with("CREATE EXTENSION snowflake_id")
+            {
+                sql.push_str("CREATE EXTENSION snowflake_id;\n");
+            }
+            first = false;
+            if let Some(setup) = marker(b, "setup") {
+                sql.push_str(setup);
+                sql.push('\n');
+            }
+            sql.push_str(&b.text);
+            let out = psql(&sql);
+            ran += 1;
+            if !out.status.success() {
+                failures.push(format!(
+                    "{}:{}: the block fails:\n{}\n--- psql:\n{}{}",
+                    b.file,
+                    b.line,
+                    b.text,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    eprintln!("SQL blocks of the documents: {ran} run, {quoted} quoted from their files, {skipped} not commands");
+    assert!(ran >= 8, "only {ran} SQL blocks run");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Every shell block of the documents is run by a test: the README's quick start by
+/// `quick_start_on_a_fresh_server_gives_an_id`; any other is marked `quoted from` the script or
+/// test that runs its lines, each of which must be there as it is (a line's `# comment` and
+/// leading spaces aside), or marked `skip` with a reason (an output shown, not a command).
+#[test]
+fn docs_shell_blocks_are_quoted_from_what_runs_them() {
+    let mut failures = Vec::new();
+    let mut counted = BTreeMap::new();
+    for file in DOCS {
+        for b in doc_blocks(file) {
+            if !["sh", "bash", "console", ""].contains(&b.lang.as_str()) {
+                continue;
+            }
+            let kind = if b.quick_start {
+                "the quick start test"
+            } else if let Some(path) = marker(&b, "quoted from") {
+                let source = fs::read_to_string(project_root().join(path)).unwrap_or_default();
+                let norm = |l: &str| l.split(" #").next().unwrap().trim().to_string();
+                let have: BTreeSet<String> = source.lines().map(norm).collect();
+                for line in b
+                    .text
+                    .lines()
+                    .map(norm)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                {
+                    if !have.contains(&line) {
+                        failures.push(format!(
+                            "{}:{}: `{line}` is not a line of {path}",
+                            b.file, b.line
+                        ));
+                    }
+                }
+                "quoted"
+            } else if marker(&b, "skip").is_some_and(|r| !r.trim().is_empty()) {
+                "skipped"
+            } else {
+                failures.push(format!(
+                    "{}:{}: a block no test runs (mark it `<!-- quoted from PATH -->` or `<!-- doc-test: skip: REASON -->`):\n{}",
+                    b.file, b.line, b.text
+                ));
+                "unaccounted"
+            };
+            *counted.entry(kind).or_insert(0) += 1;
+        }
+    }
+    eprintln!("shell blocks of the documents: {counted:?}");
+    assert_eq!(counted.get("the quick start test"), Some(&5));
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// No document names a commit or an issue: no word of 7 to 40 hex digits with both a letter and a
+/// digit (a commit hash; the benchmark's results block is generated without one), no `#N` and no
+/// "issue N". Every document: the README, docs/ and the benchmark's RESULTS.md.
+#[test]
+fn documents_name_no_commit_and_no_issue() {
+    let root = project_root();
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("bench/results/RESULTS.md"),
+    ];
+    for e in fs::read_dir(root.join("docs")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "md") {
+            files.push(path);
+        }
+    }
+    let mut found = Vec::new();
+    for f in &files {
+        let text = fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{}:{}", f.strip_prefix(&root).unwrap().display(), n + 1);
+            for w in line.split(|c: char| !c.is_ascii_alphanumeric()) {
+                if (7..=40).contains(&w.len())
+                    && w.chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                    && w.chars().any(|c| c.is_ascii_digit())
+                    && w.chars().any(|c| c.is_ascii_alphabetic())
+                {
+                    found.push(format!("{at}: {w}"));
+                }
+            }
+            let lower = line.to_lowercase();
+            for (i, _) in lower
+                .match_indices("issue ")
+                .chain(lower.match_indices('#'))
+            {
+                let rest = lower[i..]
+                    .trim_start_matches("issue ")
+                    .trim_start_matches('#');
+                if rest.starts_with(|c: char| c.is_ascii_digit()) {
+                    found.push(format!("{at}: {}", line.trim()));
+                }
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    assert!(
+        found.is_empty(),
+        "commit hashes or issue numbers in the documents:\n{}",
+        found.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
