@@ -1411,11 +1411,12 @@ fn docs_packages_md_quotes_the_commands_the_tests_run() {
 // Every command a document shows is run by a test: the SQL blocks here, on a real server; the
 // shell blocks quoted from the script or test that runs them
 
-/// The documents whose commands these tests hold to account. docs/operations.md is not among
-/// them; docs/clients.md's recipes are run by tests/tests/clients.rs.
-const DOCS: [&str; 10] = [
+/// The documents whose commands these tests hold to account (docs/clients.md's recipes are also
+/// run by tests/tests/clients.rs).
+const DOCS: [&str; 11] = [
     "README.md",
     "docs/install.md",
+    "docs/operations.md",
     "docs/packages.md",
     "docs/sql-reference.md",
     "docs/clients.md",
