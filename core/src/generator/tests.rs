@@ -1,5 +1,6 @@
 //! Generator tests with a hand-driven clock and an in-memory ceiling store.
 
+use super::lock::lock_token;
 use super::*;
 use crate::layout::{decode, EPOCH_UNIX_MS, IDS_PER_MS};
 use crate::store::Saved;
