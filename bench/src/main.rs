@@ -12,7 +12,6 @@
 
 mod cases;
 mod data;
-mod replay;
 mod report;
 mod targets;
 

@@ -33,6 +33,7 @@
 //! that the slow path and the start share. The loom models' instrumentation lives in
 //! `loom_hooks`, built only under `--cfg loom`.
 
+// Also the imports of the files below, which take them with `use super::*`.
 use crate::clock::{before_epoch, rel_ms, unix_us};
 pub use crate::clock::{Clock, SystemClock, COARSE_MARGIN_MS};
 use crate::layout::{self, MAX_MS, SEQUENCE_BITS};
