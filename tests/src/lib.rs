@@ -8,6 +8,8 @@
 
 pub mod clock;
 pub mod daemon;
+pub mod dump;
+pub mod ports;
 
 pub use snowflake_cluster::{
     alive, as_postgres, children, conflict_lines, ensure_traversable, kill9, mesh, wait_for,
@@ -51,35 +53,54 @@ pub fn clusters_root() -> PathBuf {
 }
 
 /// A server of the PostgreSQL under test, under [`clusters_root`]; a [`Node`] of the cluster
-/// tool, stopped when dropped.
+/// tool, stopped when dropped. Each gets its own port from [`ports`] (read it from `.port`).
 pub struct Cluster(Node);
 
 impl Cluster {
     /// A new server (any old one of that name is removed): `initdb`, then `postgresql.conf`
-    /// gets loopback on `port`, the library preloaded, and the `settings` lines.
-    pub fn init(name: &str, port: u16, settings: &[&str]) -> Cluster {
-        Cluster(Node::init(pg(), &clusters_root(), name, port, settings))
-    }
-
-    /// A streaming standby of `primary` (`pg_basebackup -R`), with `settings` appended; not
-    /// started.
-    pub fn standby_of(primary: &Cluster, name: &str, port: u16, settings: &[&str]) -> Cluster {
-        Cluster(Node::standby_of(
-            primary,
+    /// gets loopback on a port of its own, the library preloaded, and the `settings` lines.
+    pub fn init(name: &str, settings: &[&str]) -> Cluster {
+        Cluster(Node::init(
+            pg(),
             &clusters_root(),
             name,
-            port,
+            ports::one(),
             settings,
         ))
     }
 
-    /// A base backup of `primary` (no recovery settings), not configured and not started.
-    pub fn base_backup(primary: &Cluster, name: &str, port: u16) -> Cluster {
+    /// A streaming standby of `primary` (`pg_basebackup -R`, so with a copy of the primary's
+    /// configuration and state file), on a port of its own, with `settings` appended; not
+    /// started.
+    pub fn standby_of(primary: &Cluster, name: &str, settings: &[&str]) -> Cluster {
+        Cluster(Node::standby_of(
+            primary,
+            &clusters_root(),
+            name,
+            ports::one(),
+            settings,
+        ))
+    }
+
+    /// A started streaming standby of `primary` with node id `node_id`, or with the primary's
+    /// node id (from the copied configuration) when `None`: what most standby tests begin with.
+    pub fn standby(primary: &Cluster, name: &str, node_id: Option<u16>) -> Cluster {
+        let setting = node_id.map(|id| format!("snowflake_id.node_id = {id}"));
+        let settings: Vec<&str> = setting.iter().map(String::as_str).collect();
+        let standby = Cluster::standby_of(primary, name, &settings);
+        standby.start();
+        standby
+    }
+
+    /// A base backup of `primary` (no recovery settings) for a port of its own, not configured
+    /// and not started: the caller adds the recovery settings
+    /// ([`Node::configure_copy`], [`Node::signal`]).
+    pub fn base_backup(primary: &Cluster, name: &str) -> Cluster {
         Cluster(Node::base_backup(
             primary,
             &clusters_root(),
             name,
-            port,
+            ports::one(),
             false,
         ))
     }
@@ -96,11 +117,6 @@ impl DerefMut for Cluster {
     fn deref_mut(&mut self) -> &mut Node {
         &mut self.0
     }
-}
-
-/// `pg_dump -Fc` of the database at `conninfo` into `file`; panics with pg_dump's message on failure.
-pub fn pg_dump(conninfo: &str, file: &Path) {
-    snowflake_cluster::pg_dump(pg(), conninfo, file)
 }
 
 /// Asserts there are no duplicates in `ids`; returns how many there were for the message.

@@ -13,18 +13,16 @@
 //! `npm ci`, Debian's pgjdbc, javac), which `scripts/test.sh` runs first; a missing one is a
 //! failure. The clients do not depend on the server's major, so they run on 15 only (the test
 //! prints that it skips on the others). The programs run twice: directly, and through PgBouncer in
-//! transaction pooling mode. Ports 26300-26301, cluster `cl-clients`.
+//! transaction pooling mode. Cluster `cl-clients`.
 
 use postgres::{Client, NoTls};
-use snowflake_it::{pg, project_root, Cluster};
+use snowflake_it::{pg, ports, project_root, Cluster};
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-const PORT: u16 = 26300;
-const BOUNCER_PORT: u16 = 26301;
 const NODE_ID: i32 = 617;
 const EPOCH_UNIX_MS: i64 = 1_735_689_600_000;
 
@@ -454,7 +452,6 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     }
     let node = Cluster::init(
         "cl-clients",
-        PORT,
         &[
             &format!("snowflake_id.node_id = {NODE_ID}"),
             "log_statement = 'all'",
@@ -465,8 +462,9 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     let conninfo = node.conninfo_db("clients");
     let mut c = Client::connect(&conninfo, NoTls).unwrap();
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
-    let uri = format!("postgresql://postgres@127.0.0.1:{PORT}/clients");
-    let jdbc = format!("jdbc:postgresql://127.0.0.1:{PORT}/clients");
+    let port = node.port;
+    let uri = format!("postgresql://postgres@127.0.0.1:{port}/clients");
+    let jdbc = format!("jdbc:postgresql://127.0.0.1:{port}/clients");
 
     let root = project_root();
     let mut failures = Vec::new();
@@ -504,17 +502,18 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
     node.psql("CREATE DATABASE clients_bouncer");
     let mut cb = Client::connect(&node.conninfo_db("clients_bouncer"), NoTls).unwrap();
     cb.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
+    let bouncer_port = ports::one();
     let (_bouncer, mut admin) = snowflake_it::daemon::pgbouncer(
         &snowflake_it::clusters_root().join("cl-clients-pgbouncer"),
-        BOUNCER_PORT,
-        PORT,
+        bouncer_port,
+        port,
         &["clients_bouncer"],
     );
     run_recipes(
         &node,
         &mut cb,
-        &format!("postgresql://postgres@127.0.0.1:{BOUNCER_PORT}/clients_bouncer"),
-        &format!("jdbc:postgresql://127.0.0.1:{BOUNCER_PORT}/clients_bouncer"),
+        &format!("postgresql://postgres@127.0.0.1:{bouncer_port}/clients_bouncer"),
+        &format!("jdbc:postgresql://127.0.0.1:{bouncer_port}/clients_bouncer"),
         &toolchains,
         " through PgBouncer (transaction pooling)",
         &mut failures,

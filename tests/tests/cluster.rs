@@ -6,8 +6,10 @@
 use postgres::error::SqlState;
 use postgres::Client;
 use snowflake_core::layout;
+use snowflake_it::dump::{self, Format};
 use snowflake_it::{
-    conflict_lines, engine, mesh, pg, project_root, wait_for, wait_streaming, Cluster, Engine, Node,
+    conflict_lines, engine, mesh, pg, ports, project_root, wait_for, wait_streaming, Cluster,
+    Engine, Node,
 };
 use std::process::Command;
 use std::time::Duration;
@@ -33,11 +35,11 @@ fn psql_both(c: &Cluster, sql: &str) -> (String, String) {
 
 /// A server of the engine of the PostgreSQL under test (pglogical on 15, native on 16+), with
 /// snowflake_id created.
-fn replicating_node(name: &str, port: u16, node_id: i32) -> Cluster {
+fn replicating_node(name: &str, node_id: i32) -> Cluster {
     let mut settings: Vec<String> = engine().settings().iter().map(|s| s.to_string()).collect();
     settings.push(format!("snowflake_id.node_id = {node_id}"));
     let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let c = Cluster::init(name, port, &refs);
+    let c = Cluster::init(name, &refs);
     c.start();
     c.psql("CREATE EXTENSION snowflake_id");
     c
@@ -70,8 +72,8 @@ fn sysid(client: &mut Client) -> i64 {
 
 #[test]
 fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
-    let a = replicating_node("cluster-clash-a", 25701, 5);
-    let b = replicating_node("cluster-clash-b", 25702, 5);
+    let a = replicating_node("cluster-clash-a", 5);
+    let b = replicating_node("cluster-clash-b", 5);
     mesh(engine(), &[&a, &b], "registry", &["snowflake_nodes"]);
     let (sys_a, sys_b) = (sysid(&mut a.connect()), sysid(&mut b.connect()));
     assert_ne!(sys_a, sys_b, "two initdb runs give two system identifiers");
@@ -99,7 +101,7 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
             "SELECT node_id || ':' || system_identifier || ':' || port || ':' || is_this_server
              FROM snowflake_check_nodes() ORDER BY system_identifier",
         );
-        let mut expected: Vec<String> = [(sys_a, 25701), (sys_b, 25702)]
+        let mut expected: Vec<String> = [(sys_a, a.port), (sys_b, b.port)]
             .iter()
             .map(|(s, p)| format!("5:{s}:{p}:{}", *s == mine))
             .collect();
@@ -190,7 +192,7 @@ fn ids(client: &mut Client, table: &str) -> Vec<i64> {
 
 #[test]
 fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
-    let src = Cluster::init("cluster-convert", 25703, &["snowflake_id.node_id = 11"]);
+    let src = Cluster::init("cluster-convert", &["snowflake_id.node_id = 11"]);
     src.start();
     let mut c = src.connect();
     c.batch_execute(
@@ -327,23 +329,10 @@ fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
 
     // pg_dump / pg_restore onto another server (node 12): the column keeps its default.
     let dump = src.dir.join("convert.dump");
-    snowflake_it::pg_dump(&src.conninfo(), &dump);
-    let dst = Cluster::init(
-        "cluster-convert-restored",
-        25704,
-        &["snowflake_id.node_id = 12"],
-    );
+    dump::dump(&src.conninfo(), &dump, Format::Custom);
+    let dst = Cluster::init("cluster-convert-restored", &["snowflake_id.node_id = 12"]);
     dst.start();
-    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
-        .args(["--exit-on-error", "-d", &dst.conninfo()])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dump::restore(&dst.conninfo(), &dump);
     let mut r = dst.connect();
     for (i, table) in ["t_serial", "t_bigserial", "t_identity"].iter().enumerate() {
         let (ty, default, _) = column(&mut r, table, "id");
@@ -401,7 +390,7 @@ fn registry_versions(c: &mut Client) -> Vec<String> {
 
 #[test]
 fn register_node_writes_nothing_when_the_registry_is_up_to_date() {
-    let node = Cluster::init("cluster-register", 25705, &["snowflake_id.node_id = 21"]);
+    let node = Cluster::init("cluster-register", &["snowflake_id.node_id = 21"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     // Each measured call gets a fresh connection: on PostgreSQL 15 a backend's
@@ -447,16 +436,15 @@ fn register_node_writes_nothing_when_the_registry_is_up_to_date() {
     t.commit().unwrap();
     let after = registry_versions(&mut c);
     assert_eq!(after.len(), 1);
-    assert!(after[0].starts_with("22 25705 "), "{after:?}");
+    assert!(
+        after[0].starts_with(&format!("22 {} ", node.port)),
+        "{after:?}"
+    );
 }
 
 #[test]
 fn convert_refuses_generated_columns_and_other_defaults_and_converts_plain_integer_columns() {
-    let node = Cluster::init(
-        "cluster-convert-more",
-        25706,
-        &["snowflake_id.node_id = 13"],
-    );
+    let node = Cluster::init("cluster-convert-more", &["snowflake_id.node_id = 13"]);
     node.start();
     let mut c = node.connect();
     c.batch_execute(
@@ -546,8 +534,10 @@ fn convert_refuses_generated_columns_and_other_defaults_and_converts_plain_integ
 /// pglogical on 15, native on 16+), with the extension already installed and the extra
 /// environment `env`; returns (success, stdout). Asserts every server it started is stopped
 /// afterwards.
-fn run_demo(name: &str, port: u16, node_ids: &str, env: &[(&str, &str)]) -> (bool, String) {
+/// Runs the main job with three nodes on three consecutive ports of their own.
+fn run_demo(name: &str, node_ids: &str, env: &[(&str, &str)]) -> (bool, String) {
     let root = project_root();
+    let port = ports::take(3);
     let out = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
         .arg("--pg-config")
@@ -623,7 +613,7 @@ fn triple_after(line: &str, label: &str) -> Vec<i64> {
 
 #[test]
 fn three_node_audit_log_job_passes_its_checks() {
-    let (ok, stdout) = run_demo("cluster-demo", 25710, "1 2 3", &[]);
+    let (ok, stdout) = run_demo("cluster-demo", "1 2 3", &[]);
     assert!(ok, "demo.sh failed:\n{stdout}");
     assert!(stdout.contains("RESULT: all checks passed"), "{stdout}");
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
@@ -713,7 +703,6 @@ fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_fa
         ALTER TABLE audit_log ENABLE REPLICA TRIGGER fault_apply;";
     let (ok, stdout) = run_demo(
         "cluster-demo-faults",
-        25730,
         "1 2 3",
         &[("DEMO_FAULT_SQL", FAULTS), ("MIN_RATE", "100000000")],
     );
@@ -783,7 +772,7 @@ fn remove_demo_dirs(name: &str) {
 
 #[test]
 fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
-    let (ok, stdout) = run_demo("cluster-demo-clash", 25720, "1 1 3", &[]);
+    let (ok, stdout) = run_demo("cluster-demo-clash", "1 1 3", &[]);
     assert!(!ok, "demo.sh passed with two nodes on node id 1:\n{stdout}");
     assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
     for check in [

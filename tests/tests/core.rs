@@ -3,9 +3,9 @@
 
 use postgres::error::SqlState;
 use snowflake_core::layout;
+use snowflake_it::dump::{self, Format};
 use snowflake_it::{count_duplicates, Cluster};
 use std::collections::HashSet;
-use std::process::Command;
 use std::thread;
 
 fn draw(conninfo: &str, batches: usize, per_batch: i64) -> Vec<i64> {
@@ -27,7 +27,7 @@ fn draw(conninfo: &str, batches: usize, per_batch: i64) -> Vec<i64> {
 
 #[test]
 fn eight_connections_draw_400k_ids_without_a_duplicate() {
-    let node = Cluster::init("core-concurrency", 25501, &["snowflake_id.node_id = 17"]);
+    let node = Cluster::init("core-concurrency", &["snowflake_id.node_id = 17"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     let handles: Vec<_> = (0..8)
@@ -76,10 +76,9 @@ fn eight_connections_draw_400k_ids_without_a_duplicate() {
 /// ERROR `snowflake_nextval()` raises there (panics if it returns an ID).
 fn nextval_error(
     name: &str,
-    port: u16,
     settings: &[&str],
 ) -> (Cluster, postgres::Client, postgres::error::DbError) {
-    let node = Cluster::init(name, port, settings);
+    let node = Cluster::init(name, settings);
     node.start();
     let mut c = node.connect();
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
@@ -93,8 +92,7 @@ fn nextval_error(
 
 #[test]
 fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
-    let (node, mut c, db) =
-        nextval_error("core-no-preload", 25502, &["shared_preload_libraries = ''"]);
+    let (node, mut c, db) = nextval_error("core-no-preload", &["shared_preload_libraries = ''"]);
     assert!(
         db.message().contains("shared_preload_libraries"),
         "{}",
@@ -105,7 +103,6 @@ fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
     // node id and a restart, the server preloads both.
     let (other, mut oc, db) = nextval_error(
         "core-no-preload-list",
-        25508,
         &["shared_preload_libraries = 'plpgsql'"],
     );
     let hint = db.hint().unwrap_or("").to_string();
@@ -150,7 +147,7 @@ fn not_preloaded_is_a_clear_error_and_the_backend_survives() {
 
 #[test]
 fn unset_node_id_is_an_error_until_configured_and_restarted() {
-    let (node, mut c, db) = nextval_error("core-no-node-id", 25503, &[]);
+    let (node, mut c, db) = nextval_error("core-no-node-id", &[]);
     assert!(db.message().contains("snowflake_id.node_id"));
     assert!(db.hint().unwrap_or("").contains("postgresql.conf"));
     // A reload does not apply it: a server never issues IDs under two node ids at once.
@@ -197,7 +194,7 @@ fn names_bad_node_id(log: &str) -> bool {
 fn out_of_range_node_id_in_the_config_file_is_logged_at_start_and_at_reload() {
     // At start: the bad value is in postgresql.conf before the server first starts, so every
     // line of the log was written by that start; no session has run yet.
-    let node = Cluster::init("core-bad-node-id", 25504, &["snowflake_id.node_id = 5000"]);
+    let node = Cluster::init("core-bad-node-id", &["snowflake_id.node_id = 5000"]);
     node.start();
     let start_log = node.log();
     assert!(
@@ -256,7 +253,7 @@ fn out_of_range_node_id_in_the_config_file_is_logged_at_start_and_at_reload() {
 
 #[test]
 fn session_and_role_cannot_change_the_node_id() {
-    let node = Cluster::init("core-set-refused", 25505, &["snowflake_id.node_id = 9"]);
+    let node = Cluster::init("core-set-refused", &["snowflake_id.node_id = 9"]);
     node.start();
     let mut c = node.connect();
     for sql in [
@@ -278,7 +275,7 @@ fn session_and_role_cannot_change_the_node_id() {
 
 #[test]
 fn column_default_survives_pg_dump_and_restore_into_another_database() {
-    let node = Cluster::init("core-dump", 25506, &["snowflake_id.node_id = 4"]);
+    let node = Cluster::init("core-dump", &["snowflake_id.node_id = 4"]);
     node.start();
     node.psql("CREATE DATABASE src");
     node.psql("CREATE DATABASE dst");
@@ -292,17 +289,8 @@ fn column_default_survives_pg_dump_and_restore_into_another_database() {
     )
     .unwrap();
     let dump = node.dir.join("src.dump");
-    snowflake_it::pg_dump(&src, &dump);
-    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
-        .args(["--exit-on-error", "-d", &dst])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dump::dump(&src, &dump, Format::Custom);
+    dump::restore(&dst, &dump);
     let mut d = postgres::Client::connect(&dst, postgres::NoTls).unwrap();
     d.batch_execute("INSERT INTO audit_log(user_id, note) SELECT g % 10, 'after' FROM generate_series(1, 1000) g")
         .unwrap();
@@ -326,7 +314,7 @@ fn column_default_survives_pg_dump_and_restore_into_another_database() {
 
 #[test]
 fn restart_continues_above_the_last_id() {
-    let node = Cluster::init("core-restart", 25507, &["snowflake_id.node_id = 1"]);
+    let node = Cluster::init("core-restart", &["snowflake_id.node_id = 1"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     let before: i64 = node

@@ -25,11 +25,11 @@ fn shim(name: &str) -> Shim {
 
 /// A primary on the clock shim, the extension created and an audit table keyed by
 /// `DEFAULT snowflake_nextval()`.
-fn primary(name: &str, port: u16, node_id: u16, settings: &[&str], shim: &Shim) -> Cluster {
+fn primary(name: &str, node_id: u16, settings: &[&str], shim: &Shim) -> Cluster {
     let mut lines = vec![format!("snowflake_id.node_id = {node_id}")];
     lines.extend(settings.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let mut node = Cluster::init(name, port, &refs);
+    let mut node = Cluster::init(name, &refs);
     node.env = shim.env();
     node.start();
     node.psql(
@@ -102,16 +102,15 @@ fn in_recovery(c: &mut Client) -> bool {
 /// The scenario of the issue: a primary an hour fast writes through the column default, its
 /// standby (own node id, or the primary's) replays, the primary is killed and the standby
 /// promoted; every new ID must be above every replicated one.
-fn promote_after_kill(name: &str, port: u16, standby_node: u16) {
+fn promote_after_kill(name: &str, standby_node: u16) {
     let clock = shim(name);
-    let p = primary(name, port, 1, &[], &clock);
+    let p = primary(name, 1, &[], &clock);
     let mut pc = p.connect();
     run_an_hour_fast(&clock, &mut pc);
     write(&mut pc, 5, 2_000);
     let standby = Cluster::standby_of(
         &p,
         &format!("{name}-standby"),
-        port + 1,
         &[&format!("snowflake_id.node_id = {standby_node}")],
     );
     // The standby's clock is right: the primary's IDs are an hour ahead of it.
@@ -217,19 +216,19 @@ fn promote_after_kill(name: &str, port: u16, standby_node: u16) {
 
 #[test]
 fn a_promoted_standby_with_its_own_node_id_issues_above_every_replicated_id() {
-    promote_after_kill("fo-own", 26101, 2);
+    promote_after_kill("fo-own", 2);
 }
 
 #[test]
 fn a_promoted_standby_with_the_primarys_node_id_issues_above_every_replicated_id() {
-    promote_after_kill("fo-same", 26103, 1);
+    promote_after_kill("fo-same", 1);
 }
 
 #[test]
 fn crash_recovery_with_the_state_file_deleted_brings_the_floor_back_from_the_wal() {
     let name = "fo-crash";
     let clock = shim(name);
-    let p = primary(name, 26105, 3, &[], &clock);
+    let p = primary(name, 3, &[], &clock);
     let mut c = p.connect();
     run_an_hour_fast(&clock, &mut c);
     write(&mut c, 10, 20_000);
@@ -279,17 +278,11 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
         "archive_command = 'cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
         archive.display()
     );
-    let p = primary(
-        name,
-        26107,
-        4,
-        &["archive_mode = on", &archive_command],
-        &clock,
-    );
+    let p = primary(name, 4, &["archive_mode = on", &archive_command], &clock);
     let mut c = p.connect();
     write(&mut c, 2, 1_000);
     // The base backup, with the state file of that moment.
-    let restored = Cluster::base_backup(&p, &format!("{name}-restored"), 26108);
+    let restored = Cluster::base_backup(&p, &format!("{name}-restored"));
     // Then the primary's clock runs an hour fast and it writes more: only the WAL has those.
     run_an_hour_fast(&clock, &mut c);
     write(&mut c, 10, 20_000);
@@ -351,19 +344,13 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     // pg_rewind needs hint bits in the WAL, and the WAL back to the last common checkpoint.
     let old = primary(
         name,
-        26111,
         1,
         &["wal_log_hints = on", "wal_keep_size = '512MB'"],
         &clock,
     );
     let mut oc = old.connect();
     run_an_hour_fast(&clock, &mut oc);
-    let new = Cluster::standby_of(
-        &old,
-        &format!("{name}-new"),
-        26112,
-        &["snowflake_id.node_id = 2"],
-    );
+    let new = Cluster::standby_of(&old, &format!("{name}-new"), &["snowflake_id.node_id = 2"]);
     new.start();
     let mut nc = new.connect();
     write(&mut oc, 10, 10_000);
@@ -441,7 +428,7 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
 fn recovery_without_the_library_fails_clearly_and_succeeds_once_it_is_back() {
     let name = "fo-unload";
     let clock = shim(name);
-    let p = primary(name, 26114, 5, &[], &clock);
+    let p = primary(name, 5, &[], &clock);
     let mut c = p.connect();
     write(&mut c, 2, 10_000);
     let max_before = *ids(&mut c).last().unwrap();
@@ -483,11 +470,10 @@ fn recovery_without_the_library_fails_clearly_and_succeeds_once_it_is_back() {
 fn a_new_ceiling_waits_for_the_synchronous_standby() {
     let name = "fo-sync";
     let clock = shim(name);
-    let p = primary(name, 26116, 6, &[], &clock);
+    let p = primary(name, 6, &[], &clock);
     let standby = Cluster::standby_of(
         &p,
         &format!("{name}-standby"),
-        26117,
         &["snowflake_id.node_id = 7"],
     );
     standby.start();

@@ -124,8 +124,8 @@ fn wait_drawn(drawn: &AtomicU64, more: u64) {
 }
 
 /// Steps the server's wall clock back by 1 s, 60 s and 3600 s while 4 connections draw IDs.
-fn clock_steps_back_under_load(clock: &dyn ServerClock, name: &str, port: u16) {
-    let mut node = Cluster::init(name, port, &["snowflake_id.node_id = 7"]);
+fn clock_steps_back_under_load(clock: &dyn ServerClock, name: &str) {
+    let mut node = Cluster::init(name, &["snowflake_id.node_id = 7"]);
     node.env = clock.env();
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
@@ -235,7 +235,7 @@ fn clock_steps_back_under_load_libfaketime() {
     fs::create_dir_all(&dir).unwrap();
     snowflake_it::ensure_traversable(&dir.join("x"));
     let clock = FakeTime::new(&dir);
-    clock_steps_back_under_load(&clock, "faults-step-faketime", 25601);
+    clock_steps_back_under_load(&clock, "faults-step-faketime");
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn clock_steps_back_under_load_whole_server_shim() {
     fs::create_dir_all(&dir).unwrap();
     snowflake_it::ensure_traversable(&dir.join("x"));
     let clock = Shim::new(&dir);
-    clock_steps_back_under_load(&clock, "faults-step-shim", 25602);
+    clock_steps_back_under_load(&clock, "faults-step-shim");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ fn restart_and_crash_restart_with_the_clock_an_hour_behind() {
     fs::create_dir_all(&dir).unwrap();
     snowflake_it::ensure_traversable(&dir.join("x"));
     let clock = FakeTime::new(&dir);
-    let mut node = Cluster::init("faults-behind", 25603, &["snowflake_id.node_id = 12"]);
+    let mut node = Cluster::init("faults-behind", &["snowflake_id.node_id = 12"]);
     node.env = clock.env();
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
@@ -440,7 +440,7 @@ fn kill9_backends_and_postmaster_under_an_insert_load() {
     const CONNECTIONS: i32 = 6;
     const BACKEND_KILLS: usize = 12;
     const POSTMASTER_KILLS: usize = 5;
-    let node = Cluster::init("faults-kill9", 25604, &["snowflake_id.node_id = 33"]);
+    let node = Cluster::init("faults-kill9", &["snowflake_id.node_id = 33"]);
     node.start();
     node.psql(
         "CREATE EXTENSION snowflake_id;
@@ -568,7 +568,7 @@ fn copy_ids(c: &mut Client, sql: &str) -> Vec<i64> {
 fn sixteen_connections_draw_a_million_ids_each() {
     const CONNECTIONS: usize = 16;
     const PER_CONNECTION: usize = 1_000_000;
-    let node = Cluster::init("faults-16m", 25605, &["snowflake_id.node_id = 5"]);
+    let node = Cluster::init("faults-16m", &["snowflake_id.node_id = 5"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     let clients: Vec<Client> = (0..CONNECTIONS).map(|_| node.connect()).collect();
@@ -631,7 +631,6 @@ fn one_statement_draws_20m_ids_within_the_drift_bound() {
     const MAX_DRIFT_MS: i64 = 100;
     let node = Cluster::init(
         "faults-20m",
-        25606,
         &[
             "snowflake_id.node_id = 9",
             &format!("snowflake_id.max_drift_ms = {MAX_DRIFT_MS}"),
@@ -733,7 +732,7 @@ fn one_statement_draws_20m_ids_within_the_drift_bound() {
 
 #[test]
 fn corrupted_or_unreadable_state_file_is_an_error_until_restored() {
-    let node = Cluster::init("faults-state", 25607, &["snowflake_id.node_id = 2"]);
+    let node = Cluster::init("faults-state", &["snowflake_id.node_id = 2"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     let mut c = node.connect();
@@ -863,7 +862,7 @@ fn saved_ceiling_unix_ms(node: &Cluster) -> i64 {
 
 #[test]
 fn unwritable_state_file_fails_the_call_that_needs_a_new_ceiling_until_fixed() {
-    let node = Cluster::init("faults-state-write", 25608, &["snowflake_id.node_id = 3"]);
+    let node = Cluster::init("faults-state-write", &["snowflake_id.node_id = 3"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     let mut c = node.connect();

@@ -8,6 +8,7 @@ use snowflake_core::generator::CeilingStore;
 use snowflake_core::layout;
 use snowflake_core::store::{FileStore, Writer};
 use snowflake_it::clock::{self, ServerClock, Shim};
+use snowflake_it::dump::{self, Format};
 use snowflake_it::{wait_for, Cluster};
 use std::fs;
 use std::process::Command;
@@ -65,7 +66,7 @@ fn hijack_rows(c: &mut Client) -> Vec<(String, String)> {
 /// search_path plants better-matching functions; the extension's SQL must run none of them.
 #[test]
 fn objects_planted_on_the_search_path_never_run_in_the_extensions_sql() {
-    let node = Cluster::init("hard-search-path", 26001, &["snowflake_id.node_id = 3"]);
+    let node = Cluster::init("hard-search-path", &["snowflake_id.node_id = 3"]);
     node.start();
     node.psql(
         "CREATE EXTENSION snowflake_id;
@@ -161,7 +162,7 @@ fn objects_planted_on_the_search_path_never_run_in_the_extensions_sql() {
 
 #[test]
 fn only_the_owner_converts_and_a_non_owner_is_refused_before_any_lock() {
-    let node = Cluster::init("hard-owner", 26002, &["snowflake_id.node_id = 4"]);
+    let node = Cluster::init("hard-owner", &["snowflake_id.node_id = 4"]);
     node.start();
     node.psql(
         "CREATE EXTENSION snowflake_id;
@@ -211,7 +212,7 @@ fn only_the_owner_converts_and_a_non_owner_is_refused_before_any_lock() {
 
 #[test]
 fn stats_are_for_pg_monitor_and_paths_stay_in_the_server_log() {
-    let node = Cluster::init("hard-stats", 26003, &["snowflake_id.node_id = 5"]);
+    let node = Cluster::init("hard-stats", &["snowflake_id.node_id = 5"]);
     node.start();
     node.psql(
         "CREATE EXTENSION snowflake_id;
@@ -282,7 +283,7 @@ fn stats_are_for_pg_monitor_and_paths_stay_in_the_server_log() {
 
 #[test]
 fn a_role_that_may_only_insert_checks_the_registry_without_registering() {
-    let node = Cluster::init("hard-privs", 26004, &["snowflake_id.node_id = 6"]);
+    let node = Cluster::init("hard-privs", &["snowflake_id.node_id = 6"]);
     node.start();
     node.psql(
         "CREATE EXTENSION snowflake_id;
@@ -309,36 +310,17 @@ fn a_role_that_may_only_insert_checks_the_registry_without_registering() {
 
 #[test]
 fn pg_dump_keeps_the_node_registry() {
-    let node = Cluster::init("hard-dump", 26005, &["snowflake_id.node_id = 7"]);
+    let node = Cluster::init("hard-dump", &["snowflake_id.node_id = 7"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id; SELECT snowflake_register_node();");
     node.psql("INSERT INTO snowflake_nodes (node_id, system_identifier, host, port) VALUES (8, 42, 'other', 5432)");
     let file = node.dir.join("dump.sql");
-    let out = Command::new(snowflake_it::pg_bin("pg_dump"))
-        .args(["-f"])
-        .arg(&file)
-        .args(["-d", &node.conninfo()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dump::dump(&node.conninfo(), &file, Format::Plain);
     node.psql("CREATE DATABASE restored");
     let restored = node
         .conninfo()
         .replace("dbname=postgres", "dbname=restored");
-    let out = Command::new(snowflake_it::pg_bin("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &restored, "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dump::restore(&restored, &file);
     let mut c = Client::connect(&restored, NoTls).unwrap();
     let nodes: Vec<i32> = c
         .query("SELECT node_id FROM snowflake_nodes ORDER BY 1", &[])
@@ -369,7 +351,6 @@ fn write_ceiling(node: &Cluster, ceiling_unix_ms: i64, writer: Option<Writer>) {
 fn a_waiting_call_shows_its_wait_and_is_cancelled_at_once() {
     let node = Cluster::init(
         "hard-cancel",
-        26006,
         &["snowflake_id.node_id = 9", "snowflake_id.max_drift_ms = 0"],
     );
     node.start();
@@ -458,12 +439,12 @@ fn a_waiting_call_shows_its_wait_and_is_cancelled_at_once() {
 
 /// A started server whose wall clock the test steps through the clock shim, with the
 /// extension created.
-fn shim_node(name: &str, port: u16, node_id: u16) -> (Shim, Cluster) {
+fn shim_node(name: &str, node_id: u16) -> (Shim, Cluster) {
     let dir = snowflake_it::clusters_root().join(format!("{name}-files"));
     fs::create_dir_all(&dir).unwrap();
     snowflake_it::ensure_traversable(&dir.join("x"));
     let shim = Shim::new(&dir);
-    let mut node = Cluster::init(name, port, &[&format!("snowflake_id.node_id = {node_id}")]);
+    let mut node = Cluster::init(name, &[&format!("snowflake_id.node_id = {node_id}")]);
     node.env = shim.env();
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
@@ -479,7 +460,7 @@ fn set_clock_to(shim: &Shim, c: &mut Client, unix_ms: i64) {
 
 #[test]
 fn a_clock_before_the_epoch_or_past_the_horizon_is_an_error_and_saves_nothing() {
-    let (shim, node) = shim_node("hard-clock", 26007, 10);
+    let (shim, node) = shim_node("hard-clock", 10);
     let state = node.data().join("snowflake_id.state");
     let mut c = node.connect();
     // A VM that boots before NTP: 2024-12-01.
@@ -587,7 +568,6 @@ fn burst(c: &mut Client, n: i64) -> (i64, i64, i64) {
 fn quick_restarts_with_bursts_keep_ids_within_the_drift_bound() {
     let node = Cluster::init(
         "hard-restarts",
-        26008,
         &[
             "snowflake_id.node_id = 11",
             "snowflake_id.max_drift_ms = 2000",
@@ -628,7 +608,7 @@ fn quick_restarts_with_bursts_keep_ids_within_the_drift_bound() {
 /// floor, and so is anything this server may have issued itself (which the copy lost).
 #[test]
 fn a_state_file_copied_from_another_server_never_lowers_the_floor() {
-    let node = Cluster::init("hard-copied", 26009, &["snowflake_id.node_id = 12"]);
+    let node = Cluster::init("hard-copied", &["snowflake_id.node_id = 12"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     let mut c = node.connect();
@@ -710,7 +690,7 @@ fn a_state_file_copied_from_another_server_never_lowers_the_floor() {
 /// during or after, and they stay strictly increasing.
 #[test]
 fn a_forward_jump_set_right_soon_never_shows_in_an_id() {
-    let (shim, node) = shim_node("hard-forward", 26010, 14);
+    let (shim, node) = shim_node("hard-forward", 14);
     let mut ctl = node.connect();
     clock::wait_until_server_offset(&mut ctl, 0);
     let mut c = node.connect();

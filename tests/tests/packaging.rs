@@ -9,7 +9,8 @@
 //! Ports 25901-25919, clusters `pkg-*` under `target/it/pg<major>/`.
 
 use snowflake_core::layout;
-use snowflake_it::{clusters_root, pg, project_root, Cluster, Node, Pg};
+use snowflake_it::dump::{self, Format};
+use snowflake_it::{clusters_root, pg, ports, project_root, Cluster, Node, Pg};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
@@ -329,7 +330,7 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
         .arg(root.join("packaging/deb-smoke.sh"))
         .arg(&deb)
         .arg(&work)
-        .arg("25905")
+        .arg(ports::one().to_string())
         .arg(&snowcluster)
         .output()
         .unwrap();
@@ -504,7 +505,7 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
     // A copy of the PostgreSQL tree, without the extension (cargo pgrx install put it into the
     // original tree).
     let work = clusters_root().join("pkg-tarball");
-    fresh_workdir(pg, &work, 25906);
+    fresh_workdir(pg, &work);
     let cpg = copy_install(pg, &work);
 
     // Install as INSTALL says: unpack, then its `cp` lines with PG_CONFIG set.
@@ -557,7 +558,13 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
     assert_eq!(installed, shipped);
 
     // A server of the copy, through the cluster tool.
-    let node = Node::init(&cpg, &work, "node", 25906, &["snowflake_id.node_id = 333"]);
+    let node = Node::init(
+        &cpg,
+        &work,
+        "node",
+        ports::one(),
+        &["snowflake_id.node_id = 333"],
+    );
     node.start();
     let mut c = node.connect();
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
@@ -613,11 +620,12 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
 // package here (16, 17, 18)
 
 /// Removes `work` for a new run of a test; a server left there by an aborted run (its node is
-/// `work/node`, on `port`) is stopped first, since it would hold the port.
-fn fresh_workdir(pg: &Pg, work: &Path, port: u16) {
+/// `work/node`) is stopped first, since it would hold its port.
+fn fresh_workdir(pg: &Pg, work: &Path) {
     if work.exists() {
         if work.join("node/data/postmaster.pid").exists() {
-            Node::at(pg, &work.join("node"), "node", port).stop_immediate();
+            // pg_ctl finds the server by its data directory: the port is not used to stop it.
+            Node::at(pg, &work.join("node"), "node", 0).stop_immediate();
         }
         fs::remove_dir_all(work).unwrap();
     }
@@ -1030,7 +1038,7 @@ fn load_payload(
 /// major's relocatable build, its payload checked file by file, and loaded by a server of that
 /// major. Runs in every run but the PostgreSQL 15 one (scripts/test.sh: in the PostgreSQL 18
 /// run, after scripts/pg-major.sh has set up 16 and 17).
-fn deb_of_a_relocatable_major(test: &str, major: u32, port: u16) {
+fn deb_of_a_relocatable_major(test: &str, major: u32) {
     if pg().major == 15 {
         skip(
             test,
@@ -1043,7 +1051,8 @@ fn deb_of_a_relocatable_major(test: &str, major: u32, port: u16) {
     };
     let deb = build_deb(major);
     let work = clusters_root().join(format!("pkg-deb{major}"));
-    fresh_workdir(pg(), &work, port);
+    fresh_workdir(pg(), &work);
+    let port = ports::one();
     let payload = work.join("payload");
     check_deb(&deb, major, &payload);
     load_payload(&payload, &pg_config, major, &work, port, major as u16);
@@ -1054,7 +1063,6 @@ fn deb_for_postgresql_16_has_debians_layout_and_loads_into_postgresql_16() {
     deb_of_a_relocatable_major(
         "deb_for_postgresql_16_has_debians_layout_and_loads_into_postgresql_16",
         16,
-        25907,
     );
 }
 
@@ -1063,7 +1071,6 @@ fn deb_for_postgresql_17_has_debians_layout_and_loads_into_postgresql_17() {
     deb_of_a_relocatable_major(
         "deb_for_postgresql_17_has_debians_layout_and_loads_into_postgresql_17",
         17,
-        25908,
     );
 }
 
@@ -1072,7 +1079,6 @@ fn deb_for_postgresql_18_has_debians_layout_and_loads_into_postgresql_18() {
     deb_of_a_relocatable_major(
         "deb_for_postgresql_18_has_debians_layout_and_loads_into_postgresql_18",
         18,
-        25909,
     );
 }
 
@@ -1208,9 +1214,9 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     let pg = pg();
     let version = cargo_version();
     let root = project_root();
-    let port = 25910;
+    let port = ports::one();
     let work = clusters_root().join("pkg-quick");
-    fresh_workdir(pg, &work, port);
+    fresh_workdir(pg, &work);
     let other = if pg.pkglibdir.join("pg_stat_statements.so").is_file() {
         "pg_stat_statements"
     } else {
@@ -1611,7 +1617,7 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     let previous = previous_release();
     install_sql_scripts();
     let version = cargo_version();
-    let node = Cluster::init("pkg-upgrade", 25901, &["snowflake_id.node_id = 11"]);
+    let node = Cluster::init("pkg-upgrade", &["snowflake_id.node_id = 11"]);
     node.start();
     node.psql("CREATE DATABASE upgraded");
     node.psql("CREATE DATABASE fresh");
@@ -1748,8 +1754,8 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
 
 #[test]
 fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
-    let src = Cluster::init("pkg-dump-src", 25903, &["snowflake_id.node_id = 21"]);
-    let dst = Cluster::init("pkg-dump-dst", 25904, &["snowflake_id.node_id = 22"]);
+    let src = Cluster::init("pkg-dump-src", &["snowflake_id.node_id = 21"]);
+    let dst = Cluster::init("pkg-dump-dst", &["snowflake_id.node_id = 22"]);
     src.start();
     dst.start();
     let mut s = src.connect();
@@ -1778,14 +1784,9 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
         .get(0);
 
     let dump = dst.dir.join("src.dump");
-    snowflake_it::pg_dump(&src.conninfo(), &dump);
+    dump::dump(&src.conninfo(), &dump, Format::Custom);
     // The dump creates the extension; its functions are not dumped as loose objects.
-    let list = Command::new(snowflake_it::pg_bin("pg_restore"))
-        .arg("-l")
-        .arg(&dump)
-        .output()
-        .unwrap();
-    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    let list = dump::contents(&dump);
     assert!(list.contains("EXTENSION - snowflake_id"), "{list}");
     assert!(
         !list
@@ -1796,21 +1797,7 @@ fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
     drop(s);
     src.stop();
 
-    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
-        .args([
-            "--exit-on-error",
-            "--single-transaction",
-            "-d",
-            &dst.conninfo(),
-        ])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dump::restore(&dst.conninfo(), &dump);
 
     let mut d = dst.connect();
     let dst_sum: String = d.query_one(checksum, &[]).unwrap().get(0);

@@ -38,7 +38,7 @@ fn pg_regress() -> PathBuf {
 
 #[test]
 fn sql_contracts_match_the_expected_files() {
-    let node = Cluster::init("regress", 26020, &["snowflake_id.node_id = 42"]);
+    let node = Cluster::init("regress", &["snowflake_id.node_id = 42"]);
     node.start();
     // --use-existing: pg_regress neither creates the database nor drops it.
     node.psql("CREATE DATABASE snowflake_regress");

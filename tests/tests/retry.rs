@@ -9,7 +9,7 @@
 //! fault, which shows the fault is real; the safe client writes it once and reports success.
 
 use retry_client::{write_audit_row, AuditEvent, Outcome, RetryPolicy, CREATE_TABLE};
-use snowflake_it::Cluster;
+use snowflake_it::{ports, Cluster};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -227,11 +227,11 @@ fn rows_with_detail(node: &Cluster, detail: &str) -> Vec<i64> {
 
 #[test]
 fn lost_commit_acknowledgement_safe_client_writes_once_naive_client_twice() {
-    let node = Cluster::init("retry-ack", 25911, &["snowflake_id.node_id = 6"]);
+    let node = Cluster::init("retry-ack", &["snowflake_id.node_id = 6"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     node.psql(CREATE_TABLE);
-    let proxy_port = 25912;
+    let proxy_port = ports::one();
     let via_proxy = conninfo(proxy_port);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -330,7 +330,7 @@ fn lost_commit_acknowledgement_safe_client_writes_once_naive_client_twice() {
 fn unique_violation_on_the_first_attempt_is_an_error_not_success() {
     // A row already holds the ID the client is about to use (as if two servers shared a node id):
     // without a retry behind it, a unique violation must not be taken for "already written".
-    let node = Cluster::init("retry-conflict", 25913, &["snowflake_id.node_id = 7"]);
+    let node = Cluster::init("retry-conflict", &["snowflake_id.node_id = 7"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     node.psql(CREATE_TABLE);
@@ -367,7 +367,7 @@ fn unique_violation_on_the_first_attempt_is_an_error_not_success() {
 /// back. One row either way.
 #[test]
 fn retry_while_the_first_attempt_is_still_open_waits_on_the_key_then_fails_or_writes() {
-    let node = Cluster::init("retry-pending", 25915, &["snowflake_id.node_id = 8"]);
+    let node = Cluster::init("retry-pending", &["snowflake_id.node_id = 8"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     node.psql(CREATE_TABLE);

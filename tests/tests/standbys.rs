@@ -69,13 +69,12 @@ const BURST: &str = "SELECT count(snowflake_nextval()) FROM generate_series(1, 8
 #[test]
 fn a_wait_for_the_synchronous_standby_ends_cleanly_however_it_is_interrupted() {
     let name = "sb-sync";
-    let p = Cluster::init(name, 26201, &["snowflake_id.node_id = 6"]);
+    let p = Cluster::init(name, &["snowflake_id.node_id = 6"]);
     p.start();
     p.psql("CREATE EXTENSION snowflake_id");
     let standby = Cluster::standby_of(
         &p,
         &format!("{name}-standby"),
-        26202,
         &["snowflake_id.node_id = 7"],
     );
     standby.start();
@@ -287,10 +286,10 @@ fn node_of(id: i64) -> u16 {
 #[test]
 fn a_standby_cloned_before_the_first_id_never_issues_under_its_primarys_node_id() {
     let name = "sb-early";
-    let p = Cluster::init(name, 26203, &["snowflake_id.node_id = 1"]);
+    let p = Cluster::init(name, &["snowflake_id.node_id = 1"]);
     p.start();
     p.psql("CREATE EXTENSION snowflake_id");
-    let same = Cluster::standby_of(&p, &format!("{name}-same"), 26204, &[]);
+    let same = Cluster::standby_of(&p, &format!("{name}-same"), &[]);
     same.start();
     let mut sc = same.connect();
     refused(&mut sc, "a clone with its primary's node id, at once");
@@ -298,12 +297,7 @@ fn a_standby_cloned_before_the_first_id_never_issues_under_its_primarys_node_id(
     let e = refused(&mut sc, "a clone with its primary's node id");
     assert!(e.message().contains("in use upstream"), "{e:?}");
 
-    let own = Cluster::standby_of(
-        &p,
-        &format!("{name}-own"),
-        26205,
-        &["snowflake_id.node_id = 2"],
-    );
+    let own = Cluster::standby_of(&p, &format!("{name}-own"), &["snowflake_id.node_id = 2"]);
     own.start();
     let mut oc = own.connect();
     assert_eq!(wait_chain(&mut oc), "1,2");
@@ -344,19 +338,14 @@ fn a_standby_cloned_before_the_first_id_never_issues_under_its_primarys_node_id(
 #[test]
 fn a_standby_of_a_standby_never_issues_under_a_node_id_used_above_it() {
     let name = "sb-cascade";
-    let p = Cluster::init(name, 26206, &["snowflake_id.node_id = 1"]);
+    let p = Cluster::init(name, &["snowflake_id.node_id = 1"]);
     p.start();
     p.psql("CREATE EXTENSION snowflake_id");
     let mut pc = p.connect();
     pc.query_one("SELECT snowflake_nextval()", &[]).unwrap();
-    let a = Cluster::standby_of(
-        &p,
-        &format!("{name}-a"),
-        26207,
-        &["snowflake_id.node_id = 2"],
-    );
+    let a = Cluster::standby_of(&p, &format!("{name}-a"), &["snowflake_id.node_id = 2"]);
     a.start();
-    let b = Cluster::standby_of(&a, &format!("{name}-b"), 26208, &[]);
+    let b = Cluster::standby_of(&a, &format!("{name}-b"), &[]);
     b.start();
     let mut bc = b.connect();
     refused(
@@ -374,12 +363,7 @@ fn a_standby_of_a_standby_never_issues_under_a_node_id_used_above_it() {
     let e = refused(&mut bc, "a clone of a standby with that standby's node id");
     assert!(e.detail().unwrap_or("").contains("'1,2'"), "{e:?}");
 
-    let c = Cluster::standby_of(
-        &a,
-        &format!("{name}-c"),
-        26209,
-        &["snowflake_id.node_id = 3"],
-    );
+    let c = Cluster::standby_of(&a, &format!("{name}-c"), &["snowflake_id.node_id = 3"]);
     c.start();
     let mut cc = c.connect();
     assert_eq!(wait_chain(&mut cc), "1,2,3");
@@ -403,15 +387,10 @@ fn a_standby_of_a_standby_never_issues_under_a_node_id_used_above_it() {
 #[test]
 fn a_promoted_standby_logs_its_ceiling_before_its_first_id_as_primary() {
     let name = "sb-promoted";
-    let p = Cluster::init(name, 26210, &["snowflake_id.node_id = 1"]);
+    let p = Cluster::init(name, &["snowflake_id.node_id = 1"]);
     p.start();
     p.psql("CREATE EXTENSION snowflake_id");
-    let s = Cluster::standby_of(
-        &p,
-        &format!("{name}-s"),
-        26211,
-        &["snowflake_id.node_id = 2"],
-    );
+    let s = Cluster::standby_of(&p, &format!("{name}-s"), &["snowflake_id.node_id = 2"]);
     s.start();
     let mut sc = s.connect();
     wait_chain(&mut sc);
