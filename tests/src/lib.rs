@@ -8,8 +8,10 @@
 
 pub mod clock;
 pub mod daemon;
+pub mod draw;
 pub mod dump;
 pub mod ports;
+pub mod state;
 
 pub use snowflake_cluster::{
     alive, as_postgres, children, conflict_lines, ensure_traversable, kill9, mesh, wait_for,
@@ -117,6 +119,23 @@ impl DerefMut for Cluster {
     fn deref_mut(&mut self) -> &mut Node {
         &mut self.0
     }
+}
+
+/// The extension's one version source: `[package] version` of the root Cargo.toml.
+pub fn cargo_version() -> String {
+    let text = std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = text.parse().unwrap();
+    manifest["package"]["version"].as_str().unwrap().to_string()
+}
+
+/// The installed version of the extension in the connected database.
+pub fn extversion(c: &mut postgres::Client) -> String {
+    c.query_one(
+        "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
+        &[],
+    )
+    .unwrap()
+    .get(0)
 }
 
 /// Asserts there are no duplicates in `ids`; returns how many there were for the message.

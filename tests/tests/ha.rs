@@ -1547,8 +1547,7 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
     );
 
     // A standby with its primary's node id: the refusal query says so, and so does the error.
-    let standby = Cluster::standby_of(&server, "ha-exporter-standby", &[]);
-    standby.start();
+    let standby = Cluster::standby(&server, "ha-exporter-standby", None);
     let mut s = standby.connect();
     let row = s.query_one(ALERT_REFUSING_STANDBY, &[]).unwrap();
     assert!(row.get::<_, bool>(0), "the standby is in recovery");

@@ -4,13 +4,14 @@
 //! those for 16, 17 and 18 loaded by a server of their major (the other runs); the quick start
 //! of docs/packages.md run as written; scripts/install-from-source.sh's checks; the binary
 //! tarball installed into a copy of the relocatable PostgreSQL tree (every major but 15);
-//! `ALTER EXTENSION snowflake_id UPDATE` from the previous release with live data, and
-//! pg_dump / pg_restore into a fresh server.
-//! Ports 25901-25919, clusters `pkg-*` under `target/it/pg<major>/`.
+//! `ALTER EXTENSION snowflake_id UPDATE` from the previous release with live data (a dump
+//! restored into a fresh server is in `dump_restore.rs`). Clusters `pkg-*` under
+//! `target/it/pg<major>/`.
 
 use snowflake_core::layout;
-use snowflake_it::dump::{self, Format};
-use snowflake_it::{clusters_root, pg, ports, project_root, Cluster, Node, Pg};
+use snowflake_it::{
+    cargo_version, clusters_root, extversion, pg, ports, project_root, Cluster, Node, Pg,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
@@ -33,16 +34,6 @@ fn install_hint() -> String {
         "cargo pgrx install --release --pg-config {}",
         pg().pg_config.display()
     )
-}
-
-/// The installed version of the extension in the connected database.
-fn extversion(c: &mut postgres::Client) -> String {
-    c.query_one(
-        "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
-        &[],
-    )
-    .unwrap()
-    .get(0)
 }
 
 /// The previous release: the newest install script frozen in sql/ below the current version.
@@ -103,13 +94,6 @@ fn checked_in_install_script_is_what_the_build_generates() {
         missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n"),
         extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n")
     );
-}
-
-/// The one version source: `[package] version` of the root Cargo.toml.
-fn cargo_version() -> String {
-    let text = fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
-    let manifest: toml::Table = text.parse().unwrap();
-    manifest["package"]["version"].as_str().unwrap().to_string()
 }
 
 fn semver(v: &str) -> (u64, u64, u64) {
@@ -1747,106 +1731,6 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     );
     // (and the comparison does see differences: the old release is not the new one)
     assert_ne!(old_objects, fresh);
-}
-
-// ---------------------------------------------------------------------------------------------
-// pg_dump / pg_restore
-
-#[test]
-fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
-    let src = Cluster::init("pkg-dump-src", &["snowflake_id.node_id = 21"]);
-    let dst = Cluster::init("pkg-dump-dst", &["snowflake_id.node_id = 22"]);
-    src.start();
-    dst.start();
-    let mut s = src.connect();
-    s.batch_execute(
-        "CREATE EXTENSION snowflake_id;
-         CREATE SCHEMA app;
-         CREATE TABLE app.audit_log (
-           id bigint PRIMARY KEY DEFAULT snowflake_nextval(),
-           note text NOT NULL,
-           CHECK (snowflake_node(id) BETWEEN 0 AND 1023));
-         CREATE INDEX audit_log_ts ON app.audit_log ((snowflake_timestamp(id)));
-         CREATE TABLE app.child (id bigint PRIMARY KEY DEFAULT snowflake_nextval(),
-                                 parent bigint NOT NULL REFERENCES app.audit_log);
-         CREATE VIEW app.audit_log_decoded AS
-           SELECT id, id::text AS id_text, (snowflake_parse(id)).* , note FROM app.audit_log;
-         INSERT INTO app.audit_log (note) SELECT 'row ' || g FROM generate_series(1, 3000) g;
-         INSERT INTO app.child (parent) SELECT id FROM app.audit_log WHERE note LIKE '%7';",
-    )
-    .unwrap();
-    let checksum =
-        "SELECT md5(string_agg(id::text || ':' || note, ',' ORDER BY id)) FROM app.audit_log";
-    let src_sum: String = s.query_one(checksum, &[]).unwrap().get(0);
-    let src_max: i64 = s
-        .query_one("SELECT max(id) FROM app.audit_log", &[])
-        .unwrap()
-        .get(0);
-
-    let dump = dst.dir.join("src.dump");
-    dump::dump(&src.conninfo(), &dump, Format::Custom);
-    // The dump creates the extension; its functions are not dumped as loose objects.
-    let list = dump::contents(&dump);
-    assert!(list.contains("EXTENSION - snowflake_id"), "{list}");
-    assert!(
-        !list
-            .lines()
-            .any(|l| l.contains(" FUNCTION ") && l.contains("snowflake_")),
-        "{list}"
-    );
-    drop(s);
-    src.stop();
-
-    dump::restore(&dst.conninfo(), &dump);
-
-    let mut d = dst.connect();
-    let dst_sum: String = d.query_one(checksum, &[]).unwrap().get(0);
-    assert_eq!(dst_sum, src_sum, "restored rows differ");
-    let default: String = d
-        .query_one(
-            "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'app.audit_log'::regclass",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(default, "snowflake_nextval()");
-    assert_eq!(extversion(&mut d), cargo_version());
-
-    // The fresh server issues its own IDs into the restored tables: its node id, no clash.
-    d.batch_execute(
-        "INSERT INTO app.audit_log (note) SELECT 'new ' || g FROM generate_series(1, 2000) g;
-         INSERT INTO app.child (parent) SELECT id FROM app.audit_log WHERE note = 'new 1';",
-    )
-    .unwrap();
-    let r = d
-        .query_one(
-            "SELECT count(*), count(DISTINCT id), min(id), count(*) FILTER (WHERE snowflake_node(id) = 22)
-             FROM app.audit_log WHERE note LIKE 'new %'",
-            &[],
-        )
-        .unwrap();
-    let (n, distinct, min_new, on_22): (i64, i64, i64, i64) =
-        (r.get(0), r.get(1), r.get(2), r.get(3));
-    assert_eq!((n, distinct, on_22), (2000, 2000, 2000));
-    assert!(
-        min_new > src_max,
-        "new IDs {min_new} not after the restored ones {src_max}"
-    );
-    let restored_nodes: Vec<i32> = d
-        .query(
-            "SELECT DISTINCT node FROM app.audit_log_decoded WHERE note LIKE 'row %'",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(restored_nodes, vec![21]);
-    let total: i64 = d
-        .query_one("SELECT count(*) FROM app.audit_log", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(total, 5000);
 }
 
 /// The postmaster's memory map; asserts it has mapped the library `so`.
