@@ -248,7 +248,7 @@ fn stats_are_for_pg_monitor_and_paths_stay_in_the_server_log() {
         g.query_one("SHOW data_directory", &[]).is_err(),
         "the role can read data_directory after all"
     );
-    // A state-file error tells the client what, the server log where (faults.rs covers the
+    // A state-file error tells the client what, the server log where (crash.rs covers the
     // corrupted file; this is the unwritable one).
     let dir = node.data().join("snowflake_id.state.tmp");
     node.stop();
