@@ -1,7 +1,7 @@
 //! Harness for the integration tests: real PostgreSQL servers of the major under test
 //! (`$SNOWFLAKE_PG_CONFIG`, default the system's PostgreSQL 15), started through the cluster tool
-//! (`cluster/`) as user `postgres` on loopback, under `<project>/target/it/pg<major>/<name>`,
-//! stopped when dropped.
+//! (`cluster/`) as user `postgres` on loopback ports from [`ports`], under
+//! `<project>/target/it/pg<major>/<name>`, stopped when dropped.
 //!
 //! The extension must be installed into that PostgreSQL first (`cargo pgrx install
 //! --pg-config ...`); `scripts/test.sh` does that before it runs these tests.

@@ -6,9 +6,10 @@
 //! Ports are handed out upwards from a base, `SNOWFLAKE_PORT_BASE` (default [`DEFAULT_BASE`]),
 //! each one checked free by binding it on 127.0.0.1 first; a port something else holds is
 //! skipped. Two checkouts running their tests on one machine at the same time set different
-//! bases (e.g. the default and 40000), so that one does not take a port the other has checked but not
-//! yet bound. The default stays below 32768, where Linux starts handing out ephemeral ports to
-//! outgoing connections, so a client socket does not take a port a server is about to listen on.
+//! bases (the default and, say, 40000), so that one does not take a port the other has checked
+//! but not yet bound. The default stays below 32768, where Linux starts handing out ephemeral
+//! ports to outgoing connections, so a client socket does not take a port a server is about to
+//! listen on.
 //!
 //! A port is handed out once per test process. Each `tests/tests/*.rs` is its own process and
 //! starts again from the base: the servers of the previous one were stopped when dropped, and
