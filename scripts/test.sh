@@ -15,7 +15,7 @@
 #      upgrades;
 #   6. the benchmark in quick mode on 15 and 18 (a smoke test of snowbench; no target assessed).
 #
-# The quick tier, for the inner loop (a few minutes on a warm machine): the core's and the
+# The quick tier, for the inner loop (under a minute on a warm machine): the core's and the
 # cluster tool's unit and property tests, the harness's own unit tests, then the release build
 # installed into one PostgreSQL (default the system's 15) and the pg_regress contracts on it.
 # No formatting, lints, loom, pg_test or integration suites.
