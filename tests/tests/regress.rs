@@ -4,7 +4,7 @@
 //! runs them against a server started here (library preloaded, node id 42), so a change of an
 //! error contract is a visible diff of an expected file. (`cargo pgrx regress` 0.18 starts its
 //! server with `initdb` as the calling user, which fails as root, and ignores `--runas`.)
-//! Port 26020, cluster `regress`.
+//! Cluster `regress`.
 //!
 //! To accept a reviewed change: copy `target/pg_regress/results/<test>.out` over
 //! `tests/pg_regress/expected/<test>.out`.
