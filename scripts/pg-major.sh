@@ -11,18 +11,20 @@
 # pgrx's config for these majors lives in its own PGRX_HOME (target/pgrx-majors), so the
 # ~/.pgrx/config.toml that setup.sh writes for 15 and 18 is left alone.
 #
-# Usage: scripts/pg-major.sh 16|17 [--no-check | --pg-test]
-#   --pg-test also runs the #[pg_test] suite on that major (cargo pgrx test pgNN, about 4 to 16
-#   minutes from cold).
+# Usage: scripts/pg-major.sh 16|17 [--no-check | --regress | --pg-test]
+#   --regress also runs the SQL surface's pg_regress contracts on that major (tests/tests/regress.rs,
+#   seconds: the test harness does not depend on the major, so nothing more is built);
+#   --pg-test also runs the whole #[pg_test] suite on that major (cargo pgrx test pgNN, which
+#   builds the extension again with its tests, about 4 to 16 minutes from cold).
 # Then:  target/pgNN/postgresql-*/bin has the server with snowflake_id installed.
 set -euo pipefail
 MAJOR=${1:-}
-CHECK=1 PGTEST=0
-case "${2:-}" in --no-check) CHECK=0 ;; --pg-test) PGTEST=1 ;; esac
+CHECK=1 PGTEST=0 REGRESS=0
+case "${2:-}" in --no-check) CHECK=0 ;; --regress) REGRESS=1 ;; --pg-test) PGTEST=1 ;; esac
 case "$MAJOR" in
   16) VERSION=16.15.0 SHA256=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951 ;;
   17) VERSION=17.11.0 SHA256=a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224 ;;
-  *) echo "usage: $0 16|17 [--no-check | --pg-test]" >&2; exit 2 ;;
+  *) echo "usage: $0 16|17 [--no-check | --regress | --pg-test]" >&2; exit 2 ;;
 esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,6 +83,11 @@ trap '"${SC[@]}" down "${NODES[@]}" || true' EXIT
 "${SC[@]}" down "${NODES[@]}"
 trap - EXIT
 echo "pg$MAJOR: OK"
+
+if ((REGRESS)); then
+  echo "== pg_regress contracts on pg$MAJOR (tests/tests/regress.rs)"
+  SNOWFLAKE_PG_CONFIG=$PG_CONFIG cargo test -q -p snowflake_it --release --test regress -- --test-threads=1
+fi
 
 ((PGTEST)) || exit 0
 echo "== cargo pgrx test pg$MAJOR"

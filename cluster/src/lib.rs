@@ -14,7 +14,7 @@ mod pg;
 mod process;
 
 pub use mesh::{conflict_lines, mesh, wait_streaming, Engine};
-pub use node::{pg_dump, Node};
+pub use node::Node;
 pub use pg::Pg;
 pub use process::{
     alive, as_postgres, children, ensure_traversable, kill9, running_as_root, wait_for,

@@ -404,19 +404,3 @@ impl Drop for Node {
         }
     }
 }
-
-/// `pg_dump -Fc` of the database at `conninfo` into `file`; panics with pg_dump's message on
-/// failure.
-pub fn pg_dump(pg: &Pg, conninfo: &str, file: &Path) {
-    let out = Command::new(pg.bin("pg_dump"))
-        .args(["-Fc", "-f"])
-        .arg(file)
-        .args(["-d", conninfo])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}

@@ -1,13 +1,17 @@
 //! Harness for the integration tests: real PostgreSQL servers of the major under test
 //! (`$SNOWFLAKE_PG_CONFIG`, default the system's PostgreSQL 15), started through the cluster tool
-//! (`cluster/`) as user `postgres` on loopback, under `<project>/target/it/pg<major>/<name>`,
-//! stopped when dropped.
+//! (`cluster/`) as user `postgres` on loopback ports from [`ports`], under
+//! `<project>/target/it/pg<major>/<name>`, stopped when dropped.
 //!
 //! The extension must be installed into that PostgreSQL first (`cargo pgrx install
 //! --pg-config ...`); `scripts/test.sh` does that before it runs these tests.
 
 pub mod clock;
 pub mod daemon;
+pub mod draw;
+pub mod dump;
+pub mod ports;
+pub mod state;
 
 pub use snowflake_cluster::{
     alive, as_postgres, children, conflict_lines, ensure_traversable, kill9, mesh, wait_for,
@@ -51,35 +55,54 @@ pub fn clusters_root() -> PathBuf {
 }
 
 /// A server of the PostgreSQL under test, under [`clusters_root`]; a [`Node`] of the cluster
-/// tool, stopped when dropped.
+/// tool, stopped when dropped. Each gets its own port from [`ports`] (read it from `.port`).
 pub struct Cluster(Node);
 
 impl Cluster {
     /// A new server (any old one of that name is removed): `initdb`, then `postgresql.conf`
-    /// gets loopback on `port`, the library preloaded, and the `settings` lines.
-    pub fn init(name: &str, port: u16, settings: &[&str]) -> Cluster {
-        Cluster(Node::init(pg(), &clusters_root(), name, port, settings))
-    }
-
-    /// A streaming standby of `primary` (`pg_basebackup -R`), with `settings` appended; not
-    /// started.
-    pub fn standby_of(primary: &Cluster, name: &str, port: u16, settings: &[&str]) -> Cluster {
-        Cluster(Node::standby_of(
-            primary,
+    /// gets loopback on a port of its own, the library preloaded, and the `settings` lines.
+    pub fn init(name: &str, settings: &[&str]) -> Cluster {
+        Cluster(Node::init(
+            pg(),
             &clusters_root(),
             name,
-            port,
+            ports::one(),
             settings,
         ))
     }
 
-    /// A base backup of `primary` (no recovery settings), not configured and not started.
-    pub fn base_backup(primary: &Cluster, name: &str, port: u16) -> Cluster {
+    /// A streaming standby of `primary` (`pg_basebackup -R`, so with a copy of the primary's
+    /// configuration and state file), on a port of its own, with `settings` appended; not
+    /// started.
+    pub fn standby_of(primary: &Cluster, name: &str, settings: &[&str]) -> Cluster {
+        Cluster(Node::standby_of(
+            primary,
+            &clusters_root(),
+            name,
+            ports::one(),
+            settings,
+        ))
+    }
+
+    /// A started streaming standby of `primary` with node id `node_id`, or with the primary's
+    /// node id (from the copied configuration) when `None`: what most standby tests begin with.
+    pub fn standby(primary: &Cluster, name: &str, node_id: Option<u16>) -> Cluster {
+        let setting = node_id.map(|id| format!("snowflake_id.node_id = {id}"));
+        let settings: Vec<&str> = setting.iter().map(String::as_str).collect();
+        let standby = Cluster::standby_of(primary, name, &settings);
+        standby.start();
+        standby
+    }
+
+    /// A base backup of `primary` (no recovery settings) for a port of its own, not configured
+    /// and not started: the caller adds the recovery settings
+    /// ([`Node::configure_copy`], [`Node::signal`]).
+    pub fn base_backup(primary: &Cluster, name: &str) -> Cluster {
         Cluster(Node::base_backup(
             primary,
             &clusters_root(),
             name,
-            port,
+            ports::one(),
             false,
         ))
     }
@@ -98,9 +121,21 @@ impl DerefMut for Cluster {
     }
 }
 
-/// `pg_dump -Fc` of the database at `conninfo` into `file`; panics with pg_dump's message on failure.
-pub fn pg_dump(conninfo: &str, file: &Path) {
-    snowflake_cluster::pg_dump(pg(), conninfo, file)
+/// The extension's one version source: `[package] version` of the root Cargo.toml.
+pub fn cargo_version() -> String {
+    let text = std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = text.parse().unwrap();
+    manifest["package"]["version"].as_str().unwrap().to_string()
+}
+
+/// The installed version of the extension in the connected database.
+pub fn extversion(c: &mut postgres::Client) -> String {
+    c.query_one(
+        "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
+        &[],
+    )
+    .unwrap()
+    .get(0)
 }
 
 /// Asserts there are no duplicates in `ids`; returns how many there were for the message.
@@ -143,7 +178,7 @@ pub fn wait_sync_standby(c: &mut postgres::Client) {
 /// library, is left alone.
 pub fn install_frozen_sql(pg: &Pg) {
     let extdir = pg.sharedir.join("extension");
-    let current = format!("snowflake_id--{}.sql", extension_version());
+    let current = format!("snowflake_id--{}.sql", cargo_version());
     for entry in std::fs::read_dir(project_root().join("sql")).unwrap() {
         let src = entry.unwrap().path();
         let name = src.file_name().unwrap();
@@ -159,14 +194,4 @@ pub fn install_frozen_sql(pg: &Pg) {
             std::fs::rename(&tmp, &dst).unwrap();
         }
     }
-}
-
-/// The extension's version: the `version` of the workspace root's Cargo.toml.
-pub fn extension_version() -> String {
-    let text = std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("version = \""))
-        .and_then(|v| v.strip_suffix('"'))
-        .expect("a version line in Cargo.toml")
-        .to_string()
 }

@@ -3,7 +3,7 @@
 //! PostgreSQL 15) failing over under a client load, PgBouncer in transaction pooling mode, and
 //! postgres_exporter serving `snowflake_stats()` with the queries of `tests/ha/queries.yaml`.
 //! Run on PostgreSQL 15 only (Debian's Patroni drives Debian's PostgreSQL 15); the programs come
-//! from `scripts/ha-setup.sh`. Ports 26400-26449, clusters `ha-*`. docs/ha.md explains the
+//! from `scripts/ha-setup.sh`. Clusters `ha-*`. docs/ha.md explains the
 //! configuration and what each check means.
 
 use postgres::error::SqlState;
@@ -11,7 +11,9 @@ use postgres::{Client, NoTls, SimpleQueryMessage};
 use snowflake_core::layout;
 use snowflake_it::clock::{self, ServerClock, Shim};
 use snowflake_it::daemon::{chown, fresh_dir, pgbouncer, Daemon};
-use snowflake_it::{alive, as_postgres, count_duplicates, ensure_traversable, wait_for, Cluster};
+use snowflake_it::{
+    alive, as_postgres, count_duplicates, ensure_traversable, ports, wait_for, Cluster,
+};
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Write};
@@ -386,9 +388,12 @@ struct Ha {
     shim: Shim,
 }
 
+/// The consecutive ports a Patroni cluster takes from `base` on (see [`Ha::new`]).
+const HA_PORTS: u16 = 8;
+
 impl Ha {
     /// etcd on `base` (client) and `base + 1` (peer); member i on `base + 2 + 2i` (PostgreSQL)
-    /// and `base + 3 + 2i` (Patroni's REST API). Nothing started but etcd.
+    /// and `base + 3 + 2i` (Patroni's REST API): [`HA_PORTS`] ports. Nothing started but etcd.
     fn new(name: &str, base: u16, policy: Policy, sync: bool) -> Ha {
         let root = snowflake_it::clusters_root().join(name);
         // A run killed before its guards ran may have left a postmaster behind.
@@ -1135,7 +1140,7 @@ fn patroni_sync_shared_node_id_failover_rejoin_switchover() {
     }
     scenario(
         "ha-sync-shared",
-        26400,
+        ports::take(HA_PORTS),
         Policy::Shared,
         true,
         &[Event::Kill, Event::Rejoin, Event::Switchover],
@@ -1152,7 +1157,7 @@ fn patroni_sync_node_id_per_member_failover_rejoin_switchover() {
     }
     scenario(
         "ha-sync-member",
-        26410,
+        ports::take(HA_PORTS),
         Policy::PerMember,
         true,
         &[Event::Kill, Event::Rejoin, Event::Switchover],
@@ -1164,7 +1169,7 @@ fn patroni_sync_node_id_per_member_failover_rejoin_switchover() {
 /// that issued IDs while in recovery (its ceilings in its state file only), promoted after the
 /// failover with the floor it replayed an hour ahead of its clock, must log a ceiling before
 /// its first ID as leader, or the next leader after the switchover starts below the IDs it
-/// acknowledged. Shares its ports with the test above.
+/// acknowledged.
 #[test]
 fn patroni_sync_node_id_per_member_standbys_issuing_ids_failover_switchover() {
     if !on_pg15("ha-sync-member-issuing") {
@@ -1172,7 +1177,7 @@ fn patroni_sync_node_id_per_member_standbys_issuing_ids_failover_switchover() {
     }
     scenario(
         "ha-sync-member-issuing",
-        26410,
+        ports::take(HA_PORTS),
         Policy::PerMember,
         true,
         &[Event::Kill, Event::Switchover],
@@ -1189,7 +1194,7 @@ fn patroni_async_shared_node_id_failover() {
     }
     scenario(
         "ha-async-shared",
-        26420,
+        ports::take(HA_PORTS),
         Policy::Shared,
         false,
         &[Event::KillLagging],
@@ -1206,7 +1211,7 @@ fn patroni_async_node_id_per_member_failover() {
     }
     let (duplicates, _missing, reissued) = scenario(
         "ha-async-member",
-        26430,
+        ports::take(HA_PORTS),
         Policy::PerMember,
         false,
         &[Event::KillLagging],
@@ -1227,8 +1232,9 @@ fn pgbouncer_transaction_pooling_load_through_pause_and_crash() {
     if !on_pg15("ha-bouncer") {
         return;
     }
-    let (pg_port, bouncer_port) = (26440, 26441);
-    let server = Cluster::init("ha-bouncer", pg_port, &["snowflake_id.node_id = 20"]);
+    let bouncer_port = ports::one();
+    let server = Cluster::init("ha-bouncer", &["snowflake_id.node_id = 20"]);
+    let pg_port = server.port;
     server.start();
     server.psql(
         "CREATE EXTENSION snowflake_id;
@@ -1399,15 +1405,15 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
     if !on_pg15("ha-exporter") {
         return;
     }
-    let (pg_port, exporter_port, standby_port) = (26444, 26445, 26446);
+    let exporter_port = ports::one();
     let files = snowflake_it::clusters_root().join("ha-exporter-clock");
     fresh_dir(&files);
     let shim = Shim::new(&files);
     let mut server = Cluster::init(
         "ha-exporter",
-        pg_port,
         &["snowflake_id.node_id = 21", "snowflake_id.max_drift_ms = 0"],
     );
+    let pg_port = server.port;
     server.env = shim.env();
     server.start();
     server.psql(
@@ -1541,8 +1547,7 @@ fn postgres_exporter_serves_snowflake_metrics_and_the_alert_queries_fire() {
     );
 
     // A standby with its primary's node id: the refusal query says so, and so does the error.
-    let standby = Cluster::standby_of(&server, "ha-exporter-standby", standby_port, &[]);
-    standby.start();
+    let standby = Cluster::standby(&server, "ha-exporter-standby", None);
     let mut s = standby.connect();
     let row = s.query_one(ALERT_REFUSING_STANDBY, &[]).unwrap();
     assert!(row.get::<_, bool>(0), "the standby is in recovery");

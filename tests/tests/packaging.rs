@@ -6,11 +6,13 @@
 //! commands: their SQL blocks run on a real server, their shell blocks accounted for;
 //! scripts/install-from-source.sh's checks; the binary tarball installed into a copy of the
 //! relocatable PostgreSQL tree (every major but 15); `ALTER EXTENSION snowflake_id UPDATE` from
-//! the previous release with live data, and pg_dump / pg_restore into a fresh server.
-//! Ports 25901-25919 and 31100-31120, clusters `pkg-*` under `target/it/pg<major>/`.
+//! the previous release with live data (a dump restored into a fresh server is in `dump_restore.rs`).
+//! Clusters `pkg-*` under `target/it/pg<major>/`.
 
 use snowflake_core::layout;
-use snowflake_it::{clusters_root, pg, project_root, Cluster, Node, Pg};
+use snowflake_it::{
+    cargo_version, clusters_root, extversion, pg, ports, project_root, Cluster, Node, Pg,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
@@ -33,16 +35,6 @@ fn install_hint() -> String {
         "cargo pgrx install --release --pg-config {}",
         pg().pg_config.display()
     )
-}
-
-/// The installed version of the extension in the connected database.
-fn extversion(c: &mut postgres::Client) -> String {
-    c.query_one(
-        "SELECT extversion FROM pg_extension WHERE extname = 'snowflake_id'",
-        &[],
-    )
-    .unwrap()
-    .get(0)
 }
 
 /// The previous release: the newest install script frozen in sql/ below the current version.
@@ -103,13 +95,6 @@ fn checked_in_install_script_is_what_the_build_generates() {
         missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n"),
         extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n---\n")
     );
-}
-
-/// The one version source: `[package] version` of the root Cargo.toml.
-fn cargo_version() -> String {
-    let text = fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
-    let manifest: toml::Table = text.parse().unwrap();
-    manifest["package"]["version"].as_str().unwrap().to_string()
 }
 
 fn semver(v: &str) -> (u64, u64, u64) {
@@ -330,7 +315,7 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
         .arg(root.join("packaging/deb-smoke.sh"))
         .arg(&deb)
         .arg(&work)
-        .arg("25905")
+        .arg(ports::one().to_string())
         .arg(&snowcluster)
         .output()
         .unwrap();
@@ -505,7 +490,7 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
     // A copy of the PostgreSQL tree, without the extension (cargo pgrx install put it into the
     // original tree).
     let work = clusters_root().join("pkg-tarball");
-    fresh_workdir(pg, &work, 25906);
+    fresh_workdir(pg, &work);
     let cpg = copy_install(pg, &work);
 
     // Install as INSTALL says: unpack, then its `cp` lines with PG_CONFIG set.
@@ -558,7 +543,13 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
     assert_eq!(installed, shipped);
 
     // A server of the copy, through the cluster tool.
-    let node = Node::init(&cpg, &work, "node", 25906, &["snowflake_id.node_id = 333"]);
+    let node = Node::init(
+        &cpg,
+        &work,
+        "node",
+        ports::one(),
+        &["snowflake_id.node_id = 333"],
+    );
     node.start();
     let mut c = node.connect();
     c.batch_execute("CREATE EXTENSION snowflake_id").unwrap();
@@ -614,11 +605,12 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
 // package here (16, 17, 18)
 
 /// Removes `work` for a new run of a test; a server left there by an aborted run (its node is
-/// `work/node`, on `port`) is stopped first, since it would hold the port.
-fn fresh_workdir(pg: &Pg, work: &Path, port: u16) {
+/// `work/node`) is stopped first, since it would hold its port.
+fn fresh_workdir(pg: &Pg, work: &Path) {
     if work.exists() {
         if work.join("node/data/postmaster.pid").exists() {
-            Node::at(pg, &work.join("node"), "node", port).stop_immediate();
+            // pg_ctl finds the server by its data directory: the port is not used to stop it.
+            Node::at(pg, &work.join("node"), "node", 0).stop_immediate();
         }
         fs::remove_dir_all(work).unwrap();
     }
@@ -1031,7 +1023,7 @@ fn load_payload(
 /// major's relocatable build, its payload checked file by file, and loaded by a server of that
 /// major. Runs in every run but the PostgreSQL 15 one (scripts/test.sh: in the PostgreSQL 18
 /// run, after scripts/pg-major.sh has set up 16 and 17).
-fn deb_of_a_relocatable_major(test: &str, major: u32, port: u16) {
+fn deb_of_a_relocatable_major(test: &str, major: u32) {
     if pg().major == 15 {
         skip(
             test,
@@ -1044,7 +1036,8 @@ fn deb_of_a_relocatable_major(test: &str, major: u32, port: u16) {
     };
     let deb = build_deb(major);
     let work = clusters_root().join(format!("pkg-deb{major}"));
-    fresh_workdir(pg(), &work, port);
+    fresh_workdir(pg(), &work);
+    let port = ports::one();
     let payload = work.join("payload");
     check_deb(&deb, major, &payload);
     load_payload(&payload, &pg_config, major, &work, port, major as u16);
@@ -1055,7 +1048,6 @@ fn deb_for_postgresql_16_has_debians_layout_and_loads_into_postgresql_16() {
     deb_of_a_relocatable_major(
         "deb_for_postgresql_16_has_debians_layout_and_loads_into_postgresql_16",
         16,
-        25907,
     );
 }
 
@@ -1064,7 +1056,6 @@ fn deb_for_postgresql_17_has_debians_layout_and_loads_into_postgresql_17() {
     deb_of_a_relocatable_major(
         "deb_for_postgresql_17_has_debians_layout_and_loads_into_postgresql_17",
         17,
-        25908,
     );
 }
 
@@ -1073,7 +1064,6 @@ fn deb_for_postgresql_18_has_debians_layout_and_loads_into_postgresql_18() {
     deb_of_a_relocatable_major(
         "deb_for_postgresql_18_has_debians_layout_and_loads_into_postgresql_18",
         18,
-        25909,
     );
 }
 
@@ -1226,16 +1216,16 @@ impl Drop for DebSandbox {
 /// snowflake_id with ALTER SYSTEM; (3) the node id into postgresql.conf; (4) restart;
 /// (5) CREATE EXTENSION and an ID. Step 1 runs as root, the others as `postgres` with the
 /// server's programs in PATH and PGHOST, PGPORT, PGDATA set, as the README says. The ID must
-/// carry node 1, and both libraries must be preloaded. Port 31100 + major.
+/// carry node 1, and both libraries must be preloaded.
 #[test]
 fn quick_start_on_a_fresh_server_gives_an_id() {
     let pg = pg();
     let version = cargo_version();
     let root = project_root();
     let steps = readme_quick_start();
-    let port = 31_100 + pg.major as u16;
+    let port = ports::one();
     let work = clusters_root().join("pkg-quick");
-    fresh_workdir(pg, &work, port);
+    fresh_workdir(pg, &work);
     // the library the README's step 2 shows as preloaded already
     let other = "pg_stat_statements";
     assert!(
@@ -1511,10 +1501,10 @@ fn check_quoted(b: &DocBlock, path: &str) -> Result<(), String> {
 /// Every SQL block of the documents runs, in order, on a real server with the library preloaded
 /// (node id 5), through psql with ON_ERROR_STOP, one database per document (in which the
 /// extension is created first unless the document's first block creates it). A block marked
-/// `quoted from` must be in its file instead, and one marked `skip` needs its reason. Port 31120.
+/// `quoted from` must be in its file instead, and one marked `skip` needs its reason.
 #[test]
 fn docs_sql_blocks_run_on_a_real_server() {
-    let node = Cluster::init("pkg-docs-sql", 31120, &["snowflake_id.node_id = 5"]);
+    let node = Cluster::init("pkg-docs-sql", &["snowflake_id.node_id = 5"]);
     node.start();
     let mut failures = Vec::new();
     let (mut ran, mut quoted, mut skipped) = (0, 0, 0);
@@ -1947,7 +1937,7 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     let previous = previous_release();
     install_sql_scripts();
     let version = cargo_version();
-    let node = Cluster::init("pkg-upgrade", 25901, &["snowflake_id.node_id = 11"]);
+    let node = Cluster::init("pkg-upgrade", &["snowflake_id.node_id = 11"]);
     node.start();
     node.psql("CREATE DATABASE upgraded");
     node.psql("CREATE DATABASE fresh");
@@ -2077,125 +2067,6 @@ fn upgrade_from_the_previous_release_keeps_data_defaults_and_generator_state() {
     );
     // (and the comparison does see differences: the old release is not the new one)
     assert_ne!(old_objects, fresh);
-}
-
-// ---------------------------------------------------------------------------------------------
-// pg_dump / pg_restore
-
-#[test]
-fn dump_and_restore_into_a_fresh_server_keeps_rows_and_defaults() {
-    let src = Cluster::init("pkg-dump-src", 25903, &["snowflake_id.node_id = 21"]);
-    let dst = Cluster::init("pkg-dump-dst", 25904, &["snowflake_id.node_id = 22"]);
-    src.start();
-    dst.start();
-    let mut s = src.connect();
-    s.batch_execute(
-        "CREATE EXTENSION snowflake_id;
-         CREATE SCHEMA app;
-         CREATE TABLE app.audit_log (
-           id bigint PRIMARY KEY DEFAULT snowflake_nextval(),
-           note text NOT NULL,
-           CHECK (snowflake_node(id) BETWEEN 0 AND 1023));
-         CREATE INDEX audit_log_ts ON app.audit_log ((snowflake_timestamp(id)));
-         CREATE TABLE app.child (id bigint PRIMARY KEY DEFAULT snowflake_nextval(),
-                                 parent bigint NOT NULL REFERENCES app.audit_log);
-         CREATE VIEW app.audit_log_decoded AS
-           SELECT id, id::text AS id_text, (snowflake_parse(id)).* , note FROM app.audit_log;
-         INSERT INTO app.audit_log (note) SELECT 'row ' || g FROM generate_series(1, 3000) g;
-         INSERT INTO app.child (parent) SELECT id FROM app.audit_log WHERE note LIKE '%7';",
-    )
-    .unwrap();
-    let checksum =
-        "SELECT md5(string_agg(id::text || ':' || note, ',' ORDER BY id)) FROM app.audit_log";
-    let src_sum: String = s.query_one(checksum, &[]).unwrap().get(0);
-    let src_max: i64 = s
-        .query_one("SELECT max(id) FROM app.audit_log", &[])
-        .unwrap()
-        .get(0);
-
-    let dump = dst.dir.join("src.dump");
-    snowflake_it::pg_dump(&src.conninfo(), &dump);
-    // The dump creates the extension; its functions are not dumped as loose objects.
-    let list = Command::new(snowflake_it::pg_bin("pg_restore"))
-        .arg("-l")
-        .arg(&dump)
-        .output()
-        .unwrap();
-    let list = String::from_utf8_lossy(&list.stdout).to_string();
-    assert!(list.contains("EXTENSION - snowflake_id"), "{list}");
-    assert!(
-        !list
-            .lines()
-            .any(|l| l.contains(" FUNCTION ") && l.contains("snowflake_")),
-        "{list}"
-    );
-    drop(s);
-    src.stop();
-
-    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
-        .args([
-            "--exit-on-error",
-            "--single-transaction",
-            "-d",
-            &dst.conninfo(),
-        ])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let mut d = dst.connect();
-    let dst_sum: String = d.query_one(checksum, &[]).unwrap().get(0);
-    assert_eq!(dst_sum, src_sum, "restored rows differ");
-    let default: String = d
-        .query_one(
-            "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'app.audit_log'::regclass",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(default, "snowflake_nextval()");
-    assert_eq!(extversion(&mut d), cargo_version());
-
-    // The fresh server issues its own IDs into the restored tables: its node id, no clash.
-    d.batch_execute(
-        "INSERT INTO app.audit_log (note) SELECT 'new ' || g FROM generate_series(1, 2000) g;
-         INSERT INTO app.child (parent) SELECT id FROM app.audit_log WHERE note = 'new 1';",
-    )
-    .unwrap();
-    let r = d
-        .query_one(
-            "SELECT count(*), count(DISTINCT id), min(id), count(*) FILTER (WHERE snowflake_node(id) = 22)
-             FROM app.audit_log WHERE note LIKE 'new %'",
-            &[],
-        )
-        .unwrap();
-    let (n, distinct, min_new, on_22): (i64, i64, i64, i64) =
-        (r.get(0), r.get(1), r.get(2), r.get(3));
-    assert_eq!((n, distinct, on_22), (2000, 2000, 2000));
-    assert!(
-        min_new > src_max,
-        "new IDs {min_new} not after the restored ones {src_max}"
-    );
-    let restored_nodes: Vec<i32> = d
-        .query(
-            "SELECT DISTINCT node FROM app.audit_log_decoded WHERE note LIKE 'row %'",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(restored_nodes, vec![21]);
-    let total: i64 = d
-        .query_one("SELECT count(*) FROM app.audit_log", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(total, 5000);
 }
 
 /// The postmaster's memory map; asserts it has mapped the library `so`.

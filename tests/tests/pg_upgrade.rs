@@ -7,7 +7,7 @@
 //!
 //! It needs PostgreSQL 16, 17 and 18 with the extension installed (`scripts/pg-major.sh 16`,
 //! `... 17`, and target/pg18 as `scripts/setup.sh` and `scripts/test.sh` leave them), and runs
-//! once, in the suite's pass over PostgreSQL 18. Ports 26270-26289, clusters `upg-*`.
+//! once, in the suite's pass over PostgreSQL 18. Clusters `upg-*`.
 //!
 //! PostgreSQL 15 is not among the old majors: Debian's 15.20 marks columns with an attribute
 //! option (`pg_attver`) that the reachable 16.15, 17.11 and 18.6 builds predate, so
@@ -81,7 +81,9 @@ fn previous_release(pg: &Pg) -> String {
     format!("{a}.{b}.{c}")
 }
 
-fn upgrade(from: u32, to: u32, mode: &str, port: u16) -> String {
+fn upgrade(from: u32, to: u32, mode: &str) -> String {
+    // the old server, the new one, and pg_upgrade's two
+    let port = snowflake_it::ports::take(4);
     let (old_pg, new_pg) = (pg_of(from), pg_of(to));
     let root = snowflake_it::clusters_root().join("upgrade");
     fs::create_dir_all(&root).unwrap();
@@ -223,7 +225,7 @@ fn upgrade(from: u32, to: u32, mode: &str, port: u16) -> String {
         )
         .unwrap()
         .get(0);
-    assert_eq!(v, snowflake_it::extension_version());
+    assert_eq!(v, snowflake_it::cargo_version());
     let next: i64 = l
         .query_one("SELECT snowflake_nextval()", &[])
         .unwrap()
@@ -255,12 +257,10 @@ fn pg_upgrade_between_every_tested_pair_of_majors_keeps_the_floor_with_the_docum
         eprintln!("[pg_upgrade] runs in the suite's pass over PostgreSQL 18");
         return;
     }
-    let mut port = 26270;
     let mut done = Vec::new();
     for (from, to) in [(16, 17), (16, 18), (17, 18)] {
         for mode in ["--copy", "--link"] {
-            done.push(upgrade(from, to, mode, port));
-            port += 4;
+            done.push(upgrade(from, to, mode));
         }
     }
     eprintln!("[pg_upgrade] {}", done.join("; "));

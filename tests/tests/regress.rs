@@ -4,7 +4,7 @@
 //! runs them against a server started here (library preloaded, node id 42), so a change of an
 //! error contract is a visible diff of an expected file. (`cargo pgrx regress` 0.18 starts its
 //! server with `initdb` as the calling user, which fails as root, and ignores `--runas`.)
-//! Port 26020, cluster `regress`.
+//! Cluster `regress`.
 //!
 //! To accept a reviewed change: copy `target/pg_regress/results/<test>.out` over
 //! `tests/pg_regress/expected/<test>.out`.
@@ -38,7 +38,7 @@ fn pg_regress() -> PathBuf {
 
 #[test]
 fn sql_contracts_match_the_expected_files() {
-    let node = Cluster::init("regress", 26020, &["snowflake_id.node_id = 42"]);
+    let node = Cluster::init("regress", &["snowflake_id.node_id = 42"]);
     node.start();
     // --use-existing: pg_regress neither creates the database nor drops it.
     node.psql("CREATE DATABASE snowflake_regress");

@@ -1,7 +1,7 @@
 //! The floor across what operators do to a data directory, on real servers: a state file lost
 //! after a clean stop or a checkpoint, replay of a long WAL history (the file written at
 //! checkpoints, not per record), and a rewound former primary rejoining under its node id.
-//! Ports 26250-26269, clusters `sf-*`.
+//! Clusters `sf-*`.
 
 use postgres::error::SqlState;
 use postgres::Client;
@@ -24,11 +24,11 @@ fn shim(name: &str) -> Shim {
 
 /// A server with node id `node_id` on `clock` (if any), the extension created and a table
 /// keyed by `DEFAULT snowflake_nextval()`.
-fn server(name: &str, port: u16, node_id: u16, settings: &[&str], clock: Option<&Shim>) -> Cluster {
+fn server(name: &str, node_id: u16, settings: &[&str], clock: Option<&Shim>) -> Cluster {
     let mut lines = vec![format!("snowflake_id.node_id = {node_id}")];
     lines.extend(settings.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let mut node = Cluster::init(name, port, &refs);
+    let mut node = Cluster::init(name, &refs);
     if let Some(clock) = clock {
         node.env = clock.env();
     }
@@ -96,7 +96,7 @@ fn refusal(c: &mut Client, what: &str) -> postgres::error::DbError {
 fn a_state_file_lost_after_a_clean_stop_or_a_checkpoint_refuses_ids_until_restored() {
     let name = "sf-lost";
     let clock = shim(name);
-    let node = server(name, 26250, 5, &["checkpoint_timeout = '1h'"], Some(&clock));
+    let node = server(name, 5, &["checkpoint_timeout = '1h'"], Some(&clock));
     assert!(
         node.data().join("snowflake_id.state").exists(),
         "CREATE EXTENSION created the state file"
@@ -249,7 +249,7 @@ fn wait_replayed(primary: &mut Client, standby: &mut Client) {
 fn replay_writes_the_state_file_at_checkpoints_and_at_the_end_not_per_record() {
     let name = "sf-replay";
     let settings = ["checkpoint_timeout = '1h'", "max_wal_size = '4GB'"];
-    let p = server(name, 26252, 6, &settings, None);
+    let p = server(name, 6, &settings, None);
     let mut pc = p.connect();
     declare_emitter(&mut pc);
     write(&mut pc, 1, 1_000);
@@ -257,7 +257,6 @@ fn replay_writes_the_state_file_at_checkpoints_and_at_the_end_not_per_record() {
     let s = Cluster::standby_of(
         &p,
         &format!("{name}-standby"),
-        26253,
         &["snowflake_id.node_id = 7"],
     );
     s.start();
@@ -347,15 +346,10 @@ fn replay_writes_the_state_file_at_checkpoints_and_at_the_end_not_per_record() {
 fn a_rewound_primary_rejoining_under_its_node_id_stays_above_its_lost_ids() {
     let name = "sf-rewind";
     let settings = ["wal_log_hints = on", "wal_keep_size = '512MB'"];
-    let old = server(name, 26256, 1, &settings, None);
+    let old = server(name, 1, &settings, None);
     let mut oc = old.connect();
     write(&mut oc, 2, 10_000);
-    let new = Cluster::standby_of(
-        &old,
-        &format!("{name}-new"),
-        26257,
-        &["snowflake_id.node_id = 2"],
-    );
+    let new = Cluster::standby_of(&old, &format!("{name}-new"), &["snowflake_id.node_id = 2"]);
     new.start();
     let mut nc = new.connect();
     wait_replayed(&mut oc, &mut nc);

@@ -329,7 +329,7 @@ impl Clock for Preempted<'_> {
     }
 }
 
-/// Found on a real server under load (tests/tests/faults.rs, libfaketime): a backend that read
+/// Found on a real server under load (tests/tests/clock.rs, libfaketime): a backend that read
 /// the wall clock just before a step and resumed after another backend had recorded the step
 /// took its old reading for "the clock caught up", cleared the step, and the step was then
 /// counted and logged a second time.

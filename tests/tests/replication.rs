@@ -1,13 +1,13 @@
-//! Multi-master on real servers: node-id clash detection through a registry replicated by the
-//! major's engine (pglogical on 15, native logical replication on 16+), `snowflake_convert_column()` on serial / bigserial / identity columns followed by
-//! pg_dump / pg_restore onto another server, and the three-node audit-log job
-//! (`scripts/demo.sh`, shortened) with its checks. Ports 25701-25739, clusters `cluster-*`.
+//! Multi-master on real servers, with the major's engine (pglogical on 15, native logical
+//! replication on 16 and later): node-id clash detection through the replicated node
+//! registry, a registration that writes nothing when the registry is up to date, and the
+//! three-node audit-log job (`scripts/demo.sh`, shortened) with its checks, passing, and
+//! failing on injected faults and on a shared node id.
 
-use postgres::error::SqlState;
 use postgres::Client;
-use snowflake_core::layout;
 use snowflake_it::{
-    conflict_lines, engine, mesh, pg, project_root, wait_for, wait_streaming, Cluster, Engine, Node,
+    conflict_lines, engine, mesh, pg, ports, project_root, wait_for, wait_streaming, Cluster,
+    Engine, Node,
 };
 use std::process::Command;
 use std::time::Duration;
@@ -33,11 +33,11 @@ fn psql_both(c: &Cluster, sql: &str) -> (String, String) {
 
 /// A server of the engine of the PostgreSQL under test (pglogical on 15, native on 16+), with
 /// snowflake_id created.
-fn replicating_node(name: &str, port: u16, node_id: i32) -> Cluster {
+fn replicating_node(name: &str, node_id: i32) -> Cluster {
     let mut settings: Vec<String> = engine().settings().iter().map(|s| s.to_string()).collect();
     settings.push(format!("snowflake_id.node_id = {node_id}"));
     let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let c = Cluster::init(name, port, &refs);
+    let c = Cluster::init(name, &refs);
     c.start();
     c.psql("CREATE EXTENSION snowflake_id");
     c
@@ -70,8 +70,8 @@ fn sysid(client: &mut Client) -> i64 {
 
 #[test]
 fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
-    let a = replicating_node("cluster-clash-a", 25701, 5);
-    let b = replicating_node("cluster-clash-b", 25702, 5);
+    let a = replicating_node("cluster-clash-a", 5);
+    let b = replicating_node("cluster-clash-b", 5);
     mesh(engine(), &[&a, &b], "registry", &["snowflake_nodes"]);
     let (sys_a, sys_b) = (sysid(&mut a.connect()), sysid(&mut b.connect()));
     assert_ne!(sys_a, sys_b, "two initdb runs give two system identifiers");
@@ -99,7 +99,7 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
             "SELECT node_id || ':' || system_identifier || ':' || port || ':' || is_this_server
              FROM snowflake_check_nodes() ORDER BY system_identifier",
         );
-        let mut expected: Vec<String> = [(sys_a, 25701), (sys_b, 25702)]
+        let mut expected: Vec<String> = [(sys_a, a.port), (sys_b, b.port)]
             .iter()
             .map(|(s, p)| format!("5:{s}:{p}:{}", *s == mine))
             .collect();
@@ -160,221 +160,6 @@ fn two_servers_with_the_same_node_id_are_reported_until_one_is_renumbered() {
     }
 }
 
-fn sql_err(client: &mut Client, sql: &str) -> postgres::error::DbError {
-    let e = client.batch_execute(sql).expect_err(sql);
-    e.as_db_error()
-        .unwrap_or_else(|| panic!("{sql}: {e}"))
-        .clone()
-}
-
-/// (type, default, is_identity) of a column.
-fn column(client: &mut Client, table: &str, col: &str) -> (String, Option<String>, String) {
-    let r = client
-        .query_one(
-            "SELECT data_type::text, column_default::text, is_identity::text FROM information_schema.columns
-             WHERE table_name = $1 AND column_name = $2",
-            &[&table, &col],
-        )
-        .unwrap();
-    (r.get(0), r.get(1), r.get(2))
-}
-
-fn ids(client: &mut Client, table: &str) -> Vec<i64> {
-    client
-        .query(&format!("SELECT id::bigint FROM {table} ORDER BY id"), &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-#[test]
-fn convert_serial_bigserial_and_identity_columns_then_dump_and_restore() {
-    let src = Cluster::init("cluster-convert", 25703, &["snowflake_id.node_id = 11"]);
-    src.start();
-    let mut c = src.connect();
-    c.batch_execute(
-        "CREATE EXTENSION snowflake_id;
-         CREATE TABLE t_serial (id serial PRIMARY KEY, v text);
-         CREATE TABLE t_bigserial (id bigserial PRIMARY KEY, v text);
-         CREATE TABLE t_identity (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
-         CREATE TABLE t_child (id bigserial PRIMARY KEY, parent bigint REFERENCES t_bigserial(id));
-         INSERT INTO t_serial (v) SELECT 's' || g FROM generate_series(1, 500) g;
-         INSERT INTO t_bigserial (v) SELECT 'b' || g FROM generate_series(1, 500) g;
-         INSERT INTO t_identity (v) SELECT 'i' || g FROM generate_series(1, 500) g;
-         DELETE FROM t_serial WHERE id % 7 = 0;
-         INSERT INTO t_child (parent) SELECT id FROM t_bigserial WHERE id <= 100;",
-    )
-    .unwrap();
-    let before: Vec<Vec<i64>> = ["t_serial", "t_bigserial", "t_identity"]
-        .iter()
-        .map(|t| ids(&mut c, t))
-        .collect();
-
-    // Refusals first: each leaves the table as it was.
-    c.batch_execute("CREATE TABLE t_narrow_child (p int REFERENCES t_serial(id))")
-        .unwrap();
-    let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_serial', 'id')");
-    assert_eq!(e.code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
-    assert!(
-        e.message().contains("t_narrow_child.p (integer)"),
-        "{}",
-        e.message()
-    );
-    assert!(e.hint().unwrap_or("").contains("TYPE bigint"));
-    assert_eq!(
-        column(&mut c, "t_serial", "id").0,
-        "integer",
-        "a refused conversion changed the column"
-    );
-    c.batch_execute("DROP TABLE t_narrow_child").unwrap();
-
-    let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_serial', 'v')");
-    assert_eq!(e.code(), &SqlState::DATATYPE_MISMATCH);
-    let e = sql_err(
-        &mut c,
-        "SELECT snowflake_convert_column('t_serial', 'nope')",
-    );
-    assert_eq!(e.code(), &SqlState::UNDEFINED_COLUMN);
-    let e = sql_err(
-        &mut c,
-        "SELECT snowflake_convert_column('no_such_table', 'id')",
-    );
-    assert_eq!(e.code(), &SqlState::UNDEFINED_TABLE);
-    c.batch_execute("CREATE VIEW v_serial AS SELECT * FROM t_serial")
-        .unwrap();
-    let e = sql_err(&mut c, "SELECT snowflake_convert_column('v_serial', 'id')");
-    assert_eq!(e.code(), &SqlState::WRONG_OBJECT_TYPE);
-    c.batch_execute("DROP VIEW v_serial").unwrap();
-
-    // Values that would not sort below new IDs: a row written a minute ahead of the clock.
-    c.batch_execute(
-        "CREATE TABLE t_high (id bigserial PRIMARY KEY);
-         INSERT INTO t_high VALUES (DEFAULT), (snowflake_from_timestamp(now() + interval '1 minute'));",
-    )
-    .unwrap();
-    let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_high', 'id')");
-    assert_eq!(e.code(), &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE);
-    assert!(
-        e.message().contains("at or above the first Snowflake ID"),
-        "{}",
-        e.message()
-    );
-    assert!(
-        e.hint().unwrap_or("").contains("renumber"),
-        "{:?}",
-        e.hint()
-    );
-    let (_, default, _) = column(&mut c, "t_high", "id");
-    assert!(
-        default.unwrap_or_default().starts_with("nextval("),
-        "refused conversion kept the sequence"
-    );
-
-    // The three conversions.
-    for (table, dropped) in [
-        ("t_serial", "widened integer to bigint"),
-        ("t_bigserial", "sequence public.t_bigserial_id_seq"),
-        ("t_identity", "dropped the identity"),
-    ] {
-        let done: String = c
-            .query_one(
-                "SELECT snowflake_convert_column($1::text::regclass, 'id')",
-                &[&table],
-            )
-            .unwrap()
-            .get(0);
-        assert!(done.contains(dropped), "{table}: {done}");
-        let (ty, default, identity) = column(&mut c, table, "id");
-        assert_eq!(ty, "bigint", "{table}");
-        assert_eq!(default.as_deref(), Some("snowflake_nextval()"), "{table}");
-        assert_eq!(identity, "NO", "{table}");
-    }
-    let seqs: i64 = c
-        .query_one(
-            "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relname LIKE 't\\_%'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(seqs, 2, "only t_child's and t_high's sequences are left");
-    let after: Vec<Vec<i64>> = ["t_serial", "t_bigserial", "t_identity"]
-        .iter()
-        .map(|t| ids(&mut c, t))
-        .collect();
-    assert_eq!(before, after, "existing rows changed");
-    // Converting again is a no-op.
-    let again: String = c
-        .query_one("SELECT snowflake_convert_column('t_serial', 'id')", &[])
-        .unwrap()
-        .get(0);
-    assert!(again.contains("nothing changed"), "{again}");
-
-    // New rows get Snowflake IDs of this node, above every old value.
-    c.batch_execute(
-        "INSERT INTO t_serial (v) VALUES ('new');
-         INSERT INTO t_bigserial (v) VALUES ('new');
-         INSERT INTO t_identity (v) VALUES ('new');",
-    )
-    .unwrap();
-    for (i, table) in ["t_serial", "t_bigserial", "t_identity"].iter().enumerate() {
-        let all = ids(&mut c, table);
-        let new = *all.last().unwrap();
-        assert!(new > *before[i].last().unwrap());
-        assert_eq!(layout::decode(new).unwrap().node, 11, "{table}");
-        assert_eq!(all.len(), before[i].len() + 1);
-    }
-
-    // pg_dump / pg_restore onto another server (node 12): the column keeps its default.
-    let dump = src.dir.join("convert.dump");
-    snowflake_it::pg_dump(&src.conninfo(), &dump);
-    let dst = Cluster::init(
-        "cluster-convert-restored",
-        25704,
-        &["snowflake_id.node_id = 12"],
-    );
-    dst.start();
-    let out = Command::new(snowflake_it::pg_bin("pg_restore"))
-        .args(["--exit-on-error", "-d", &dst.conninfo()])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut r = dst.connect();
-    for (i, table) in ["t_serial", "t_bigserial", "t_identity"].iter().enumerate() {
-        let (ty, default, _) = column(&mut r, table, "id");
-        assert_eq!(
-            (ty.as_str(), default.as_deref()),
-            ("bigint", Some("snowflake_nextval()")),
-            "{table}"
-        );
-        let restored = ids(&mut r, table);
-        assert_eq!(
-            restored,
-            ids(&mut c, table),
-            "{table} differs after restore"
-        );
-        r.batch_execute(&format!(
-            "INSERT INTO {table} (v) SELECT 'restored' || g FROM generate_series(1, 100) g"
-        ))
-        .unwrap();
-        let all = ids(&mut r, table);
-        assert_eq!(all.len(), before[i].len() + 101);
-        let fresh = &all[all.len() - 100..];
-        assert!(
-            fresh
-                .iter()
-                .all(|&id| layout::decode(id).unwrap().node == 12),
-            "{table}"
-        );
-        assert!(fresh[0] > restored[restored.len() - 1]);
-    }
-}
-
 /// Rows inserted, updated and deleted in `snowflake_nodes` by this transaction so far.
 fn registry_writes(c: &mut postgres::Transaction<'_>) -> (i64, i64, i64) {
     let r = c
@@ -401,7 +186,7 @@ fn registry_versions(c: &mut Client) -> Vec<String> {
 
 #[test]
 fn register_node_writes_nothing_when_the_registry_is_up_to_date() {
-    let node = Cluster::init("cluster-register", 25705, &["snowflake_id.node_id = 21"]);
+    let node = Cluster::init("cluster-register", &["snowflake_id.node_id = 21"]);
     node.start();
     node.psql("CREATE EXTENSION snowflake_id");
     // Each measured call gets a fresh connection: on PostgreSQL 15 a backend's
@@ -447,107 +232,20 @@ fn register_node_writes_nothing_when_the_registry_is_up_to_date() {
     t.commit().unwrap();
     let after = registry_versions(&mut c);
     assert_eq!(after.len(), 1);
-    assert!(after[0].starts_with("22 25705 "), "{after:?}");
-}
-
-#[test]
-fn convert_refuses_generated_columns_and_other_defaults_and_converts_plain_integer_columns() {
-    let node = Cluster::init(
-        "cluster-convert-more",
-        25706,
-        &["snowflake_id.node_id = 13"],
-    );
-    node.start();
-    let mut c = node.connect();
-    c.batch_execute(
-        "CREATE EXTENSION snowflake_id;
-         CREATE TABLE t_gen (a bigint PRIMARY KEY, id bigint GENERATED ALWAYS AS (a * 2) STORED);
-         CREATE TABLE t_const (id bigint PRIMARY KEY DEFAULT 42, v text);
-         CREATE TABLE t_expr (id int PRIMARY KEY DEFAULT (random() * 1000)::int, v text);
-         CREATE TABLE t_plain (id int PRIMARY KEY, v text);
-         INSERT INTO t_gen (a) SELECT generate_series(1, 10);
-         INSERT INTO t_plain SELECT g, 'p' || g FROM generate_series(1, 300) g;",
-    )
-    .unwrap();
-    // A generated column: refused, left as it was.
-    let e = sql_err(&mut c, "SELECT snowflake_convert_column('t_gen', 'id')");
-    assert_eq!(
-        e.code(),
-        &SqlState::FEATURE_NOT_SUPPORTED,
-        "{}",
-        e.message()
-    );
-    assert!(e.message().contains("generated"), "{}", e.message());
     assert!(
-        e.hint().unwrap_or("").contains("DROP EXPRESSION"),
-        "{:?}",
-        e.hint()
+        after[0].starts_with(&format!("22 {} ", node.port)),
+        "{after:?}"
     );
-    let generated: String = c
-        .query_one(
-            "SELECT attgenerated::text FROM pg_attribute WHERE attrelid = 't_gen'::regclass AND attname = 'id'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(generated, "s");
-    // Defaults that are not a sequence: refused, default kept.
-    for (table, default) in [
-        ("t_const", "42"),
-        ("t_expr", "((random() * (1000)::double precision))::integer"),
-    ] {
-        let e = sql_err(
-            &mut c,
-            &format!("SELECT snowflake_convert_column('{table}', 'id')"),
-        );
-        assert_eq!(
-            e.code(),
-            &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "{table}: {}",
-            e.message()
-        );
-        assert!(
-            e.message().contains("not a sequence"),
-            "{table}: {}",
-            e.message()
-        );
-        assert!(
-            e.hint().is_some_and(|h| h.contains("drop the default")),
-            "{table}: {:?}",
-            e.hint()
-        );
-        assert_eq!(
-            column(&mut c, table, "id").1.as_deref(),
-            Some(default),
-            "{table}"
-        );
-    }
-    // A plain integer column without a default: widened, given the default, rows kept.
-    let before = ids(&mut c, "t_plain");
-    let done: String = c
-        .query_one("SELECT snowflake_convert_column('t_plain', 'id')", &[])
-        .unwrap()
-        .get(0);
-    assert!(done.contains("widened integer to bigint"), "{done}");
-    let (ty, default, _) = column(&mut c, "t_plain", "id");
-    assert_eq!(
-        (ty.as_str(), default.as_deref()),
-        ("bigint", Some("snowflake_nextval()"))
-    );
-    assert_eq!(ids(&mut c, "t_plain"), before);
-    c.batch_execute("INSERT INTO t_plain (v) VALUES ('new')")
-        .unwrap();
-    let new = *ids(&mut c, "t_plain").last().unwrap();
-    assert!(new > 300);
-    assert_eq!(layout::decode(new).unwrap().node, 13);
 }
 
 /// Runs `scripts/demo.sh` shortened (5 s per load) on the PostgreSQL under test (its engine:
 /// pglogical on 15, native on 16+), with the extension already installed and the extra
 /// environment `env`; returns (success, stdout). Asserts every server it started is stopped
 /// afterwards.
-fn run_demo(name: &str, port: u16, node_ids: &str, env: &[(&str, &str)]) -> (bool, String) {
+/// Runs the main job with three nodes on three consecutive ports of their own.
+fn run_demo(name: &str, node_ids: &str, env: &[(&str, &str)]) -> (bool, String) {
     let root = project_root();
+    let port = ports::take(3);
     let out = Command::new("bash")
         .arg(root.join("scripts/demo.sh"))
         .arg("--pg-config")
@@ -623,7 +321,7 @@ fn triple_after(line: &str, label: &str) -> Vec<i64> {
 
 #[test]
 fn three_node_audit_log_job_passes_its_checks() {
-    let (ok, stdout) = run_demo("cluster-demo", 25710, "1 2 3", &[]);
+    let (ok, stdout) = run_demo("cluster-demo", "1 2 3", &[]);
     assert!(ok, "demo.sh failed:\n{stdout}");
     assert!(stdout.contains("RESULT: all checks passed"), "{stdout}");
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
@@ -713,7 +411,6 @@ fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_fa
         ALTER TABLE audit_log ENABLE REPLICA TRIGGER fault_apply;";
     let (ok, stdout) = run_demo(
         "cluster-demo-faults",
-        25730,
         "1 2 3",
         &[("DEMO_FAULT_SQL", FAULTS), ("MIN_RATE", "100000000")],
     );
@@ -783,7 +480,7 @@ fn remove_demo_dirs(name: &str) {
 
 #[test]
 fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
-    let (ok, stdout) = run_demo("cluster-demo-clash", 25720, "1 1 3", &[]);
+    let (ok, stdout) = run_demo("cluster-demo-clash", "1 1 3", &[]);
     assert!(!ok, "demo.sh passed with two nodes on node id 1:\n{stdout}");
     assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
     for check in [
