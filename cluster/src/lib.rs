@@ -1,6 +1,6 @@
 //! Throwaway PostgreSQL clusters for snowflake_id, for any PostgreSQL install found by its
 //! `pg_config`: the one place that initialises, configures, starts, stops and wires servers.
-//! The integration tests, the main job (`scripts/demo.sh`), the benchmark and the packaging
+//! The integration tests, the main job ([`demo`], `snowcluster demo`), the benchmark and the packaging
 //! tests all start their servers through it; `snowcluster` is its command line.
 //!
 //! - [`Pg`]: an install (programs, library and share directories, major version);
@@ -8,6 +8,7 @@
 //! - [`Engine`] and [`mesh`]: bidirectional replication between nodes, pglogical on PostgreSQL
 //!   15 and PostgreSQL's own logical replication (`origin = none`) on 16 and later.
 
+pub mod demo;
 mod mesh;
 mod node;
 mod pg;
