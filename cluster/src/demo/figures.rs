@@ -139,47 +139,28 @@ pub(crate) fn snowflake(
             clashes: n.one(i, "SELECT count(*) FROM snowflake_check_nodes()")?,
         });
     }
-    let nodes: [NodeFigures; 3] = nodes.try_into().map_err(|_| unreachable3())?;
+    let nodes: [NodeFigures; 3] = nodes.try_into().expect("three nodes");
     let ids = issued_ids(n)?;
-
     // Node 1's copy (identical to the others when the "same rows" check passes).
-    let ids_list = n
-        .node_ids
-        .iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
     let r = n.row(
         0,
-        &format!(
-            "SELECT (SELECT coalesce(array_agg(n || ':' || c ORDER BY n), '{{}}') FROM
-                       (SELECT snowflake_node(id) n, count(*) c FROM audit_log GROUP BY 1) x),
-                    count(*) FILTER (WHERE snowflake_node(id) IN ({ids_list})),
-                    (SELECT count(*) FROM (SELECT snowflake_node(id) <> lag(snowflake_node(id)) OVER (ORDER BY id) sw
-                                           FROM audit_log) y WHERE sw)
-             FROM audit_log"
-        ),
+        "SELECT (SELECT coalesce(array_agg(n || ':' || c ORDER BY n), '{}') FROM
+                   (SELECT snowflake_node(id) n, count(*) c FROM audit_log GROUP BY 1) x),
+                (SELECT count(*) FROM (SELECT snowflake_node(id) <> lag(snowflake_node(id)) OVER (ORDER BY id) sw
+                                       FROM audit_log) y WHERE sw)",
     )?;
     let per_id_node: Vec<String> = r.get(0);
-    let from_node_ids: i64 = r.get(1);
-    let node_switches: i64 = r.get(2);
+    let node_switches: i64 = r.get(1);
     let ordering = ordering(o, n, &nodes)?;
     Ok(SnowflakeFigures {
         load,
         catchup,
         nodes,
-        ids: IssuedIds {
-            from_node_ids,
-            ..ids
-        },
+        ids,
         per_id_node,
         node_switches,
         ordering,
     })
-}
-
-fn unreachable3() -> super::Error {
-    super::Error::Failed("not three nodes".into())
 }
 
 /// Duplicates: audit_log's primary key hides them (a repeated ID is refused locally, or, from
@@ -203,11 +184,20 @@ fn issued_ids(n: &mut Nodes) -> Result<IssuedIds> {
             .finish()
             .ctx(|| "collecting issued_ids on node 1".into())?;
     }
+    let ids_list = n
+        .node_ids
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let r = n.row(
         0,
-        "SELECT count(*), count(DISTINCT id),
-                (SELECT count(*) FROM audit_log a WHERE NOT EXISTS (SELECT FROM demo_issued_all i WHERE i.id = a.id))
-         FROM demo_issued_all",
+        &format!(
+            "SELECT count(*), count(DISTINCT id),
+                    (SELECT count(*) FROM audit_log a WHERE NOT EXISTS (SELECT FROM demo_issued_all i WHERE i.id = a.id)),
+                    (SELECT count(*) FROM audit_log WHERE snowflake_node(id) IN ({ids_list}))
+             FROM demo_issued_all"
+        ),
     )?;
     let (logged, distinct): (i64, i64) = (r.get(0), r.get(1));
     Ok(IssuedIds {
@@ -215,7 +205,7 @@ fn issued_ids(n: &mut Nodes) -> Result<IssuedIds> {
         distinct,
         repeated: logged - distinct,
         missing_from_logs: r.get(2),
-        from_node_ids: 0,
+        from_node_ids: r.get(3),
     })
 }
 
@@ -293,6 +283,6 @@ pub(crate) fn timestamp(n: &mut Nodes, load: Load, catchup: Catchup) -> Result<T
     Ok(TimestampFigures {
         load,
         catchup,
-        nodes: nodes.try_into().map_err(|_| unreachable3())?,
+        nodes: nodes.try_into().expect("three nodes"),
     })
 }

@@ -133,11 +133,16 @@ static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     SIGNAL.store(sig, AtomicOrdering::SeqCst);
+    // A second one of the same signal ends the process at once (servers may be left running).
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
 }
 
 /// Makes SIGINT and SIGTERM end a running demo: its waits notice, stop pgbench, and [`run`]
-/// returns [`Error::Interrupted`] after stopping the servers. For the command line; a library
-/// caller keeps its own handling.
+/// returns [`Error::Interrupted`] after stopping the servers; a second one ends the process at
+/// once. For the command line; a library caller keeps its own handling.
 pub fn stop_on_signals() {
     // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
     unsafe {
@@ -160,8 +165,8 @@ pub(crate) fn say(what: &str) {
 }
 
 /// Runs the demo and returns its report. Every server it started is stopped when it returns,
-/// whatever the outcome (fast shutdown after a run, immediate on an error or a panic); the data
-/// stays under `dir` for its logs.
+/// whatever the outcome (a fast shutdown, an immediate one after a panic); the data stays under
+/// `dir` for its logs.
 pub fn run(o: &Options) -> Result<Report> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_nodes(o))).unwrap_or_else(
         |panic| {
@@ -216,7 +221,18 @@ fn run_on(o: &Options, nodes: &mut nodes::Nodes) -> Result<Report> {
     let ts_catchup = catchup::mark_and_wait(o, nodes, "load_timestamp", catchup::Group::Ts)?;
 
     say("checking");
-    let setup = nodes.setup()?;
+    let setup = Setup {
+        pg_major: o.pg.major,
+        server_version: nodes.one(0, "SHOW server_version")?,
+        engine: nodes.engine,
+        first_port: o.port,
+        node_ids: o.node_ids,
+        clients: o.clients,
+        duration_s: o.duration_s,
+        rows_per_insert: o.rows_per_insert,
+        min_rate: o.min_rate,
+        order_slack_ms: o.order_slack_ms,
+    };
     let snowflake = figures::snowflake(o, nodes, &watch, sf_load, sf_catchup)?;
     let timestamp = figures::timestamp(nodes, ts_load, ts_catchup)?;
     let mut report = Report {

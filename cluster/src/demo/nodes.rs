@@ -1,7 +1,7 @@
 //! The demo's three servers: started through [`Node`] with the engine's settings and the
 //! demo's own, the schema (`scripts/cluster/schema.sql`) on each, and two full meshes.
 
-use super::{say, Context, Options, Result, Setup};
+use super::{say, Context, Options, Result};
 use crate::mesh::{mesh, Engine};
 use crate::node::Node;
 use crate::process::ensure_traversable;
@@ -28,11 +28,6 @@ pub(crate) struct Nodes {
     pub conns: Vec<Client>,
     pub engine: Engine,
     pub node_ids: [i32; 3],
-    pub min_rate: u64,
-    pub clients: u32,
-    pub duration_s: u32,
-    pub rows_per_insert: u32,
-    pub order_slack_ms: u32,
 }
 
 impl Nodes {
@@ -67,11 +62,6 @@ impl Nodes {
             conns,
             engine,
             node_ids: o.node_ids,
-            min_rate: o.min_rate,
-            clients: o.clients,
-            duration_s: o.duration_s,
-            rows_per_insert: o.rows_per_insert,
-            order_slack_ms: o.order_slack_ms,
         })
     }
 
@@ -133,29 +123,16 @@ impl Nodes {
             .ctx(|| format!("on node {}: {sql}", i + 1))
     }
 
-    pub fn setup(&mut self) -> Result<Setup> {
-        let server_version = self.one(0, "SHOW server_version")?;
-        let pg = &self.nodes[0].pg;
-        Ok(Setup {
-            pg_major: pg.major,
-            server_version,
-            engine: self.engine,
-            first_port: self.nodes[0].port,
-            node_ids: self.node_ids,
-            clients: self.clients,
-            duration_s: self.duration_s,
-            rows_per_insert: self.rows_per_insert,
-            min_rate: self.min_rate,
-            order_slack_ms: self.order_slack_ms,
-        })
-    }
-
-    /// Fast shutdown of every node; the data stays for its logs.
+    /// Fast shutdown of every node (immediate if that did not finish: `pg_ctl` gives up after a
+    /// minute); the data stays for its logs.
     pub fn stop(self) {
         let Nodes { nodes, conns, .. } = self;
         drop(conns);
         for n in nodes {
             n.stop();
+            if n.postmaster_pid().is_some() {
+                n.stop_immediate();
+            }
             n.detach();
         }
     }
