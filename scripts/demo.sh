@@ -6,8 +6,7 @@
 # cluster tool; `snowcluster demo` (cluster/src/demo/) runs the nodes, the loads and the checks,
 # and stops every server it started (also on an error or Ctrl-C).
 #
-# Usage: scripts/demo.sh [--pg 15|18 | --pg-config PATH] [--no-build] [--duration S] [--port P]
-#        [other options of `snowcluster demo --help`]
+# Usage: scripts/demo.sh [--pg 15|18 | --pg-config PATH] [--no-build] [`snowcluster demo` options]
 # Environment: DEMO_PG, DEMO_PG_CONFIG, DEMO_NO_BUILD=1 (the extension is installed already),
 # SNOWCLUSTER (the tool's binary; default: built into target/release), and the variables
 # `snowcluster demo` reads: DURATION, DEMO_PORT, DEMO_NAME, DEMO_DIR, CLIENTS, ROWS_PER_INSERT,
