@@ -9,6 +9,7 @@
 //! snowcluster [--pg-config PATH] down --dir D --name N --nodes K [--immediate]
 //! snowcluster majors [--tier full|regress|compile]
 //! snowcluster pg-config MAJOR [--fetch] [--root DIR]
+//! snowcluster [--pg-config PATH] demo [--dir D] [--name N] [--port P] [--duration S] ...
 //! ```
 //! Node `i` (1-based) lives in `D/N-node<i>` and listens on 127.0.0.1 port `P + i - 1`.
 //! `majors` lists the supported majors (one per line: major, tier, pg_config), or with `--tier`
@@ -17,7 +18,7 @@
 
 use clap::{Parser, Subcommand};
 use snowflake_cluster::majors::{self, Tier};
-use snowflake_cluster::{ensure_traversable, mesh, Engine, Node, Pg};
+use snowflake_cluster::{demo, ensure_traversable, mesh, Engine, Node, Pg};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -107,6 +108,106 @@ enum Cmd {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// The main job: three nodes in bidirectional logical replication write one audit log with
+    /// snowflake_nextval() IDs and with timestamp IDs; prints the report, exits 1 if a check
+    /// fails. Every server it starts is stopped at the end, on an error and on Ctrl-C.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Directory holding the nodes' directories
+    #[arg(long, env = "DEMO_DIR", default_value = ".run")]
+    dir: PathBuf,
+    /// Name prefix: node i lives in DIR/NAME-node<i>
+    #[arg(long, env = "DEMO_NAME", default_value = "demo")]
+    name: String,
+    /// Port of node 1; nodes 2 and 3 listen on the next two
+    #[arg(long, env = "DEMO_PORT", default_value_t = 25432)]
+    port: u16,
+    /// Seconds of each load
+    #[arg(long, env = "DURATION", default_value_t = 30)]
+    duration: u32,
+    /// pgbench clients per node
+    #[arg(long, env = "CLIENTS", default_value_t = 4)]
+    clients: u32,
+    /// Rows per INSERT
+    #[arg(long, env = "ROWS_PER_INSERT", default_value_t = 50)]
+    rows_per_insert: u32,
+    /// The rate check's threshold, rows/s over the three nodes
+    #[arg(long, env = "MIN_RATE", default_value_t = 20000)]
+    min_rate: u64,
+    /// Seconds to wait for replication to catch up, per node and phase
+    #[arg(long, env = "CATCHUP_TIMEOUT", default_value_t = 600)]
+    catchup_timeout: u64,
+    /// snowflake_id.node_id of nodes 1, 2, 3 ("1 1 3" misconfigures two nodes with one id)
+    #[arg(long, env = "NODE_IDS", default_value = "1 2 3")]
+    node_ids: String,
+    /// ms a backend may take between reading changed_at and drawing the ID (ordering check)
+    #[arg(long, env = "ORDER_SLACK_MS", default_value_t = 100)]
+    order_slack_ms: u32,
+    /// SQL run on node 3 after the scenario, before the loads (a property broken on purpose)
+    #[arg(long, env = "DEMO_FAULT_SQL")]
+    fault_sql: Option<String>,
+}
+
+/// Runs the demo; the exit status: 0 every check passed, 1 one failed, 2 no report (an
+/// error), 130 interrupted.
+fn run_demo(pg: Pg, a: DemoArgs) -> i32 {
+    let ids: Vec<i32> = a
+        .node_ids
+        .split_whitespace()
+        .map(|s| s.parse().unwrap_or(-1))
+        .collect();
+    let Ok(node_ids) = <[i32; 3]>::try_from(ids) else {
+        eprintln!("snowcluster: NODE_IDS needs 3 ids");
+        return 2;
+    };
+    if node_ids.iter().any(|id| !(0..1024).contains(id)) {
+        eprintln!("snowcluster: node ids are 0..1023");
+        return 2;
+    }
+    let dir = std::path::absolute(&a.dir).unwrap_or(a.dir);
+    let o = demo::Options {
+        name: a.name,
+        port: a.port,
+        duration_s: a.duration,
+        clients: a.clients,
+        rows_per_insert: a.rows_per_insert,
+        min_rate: a.min_rate,
+        catchup_timeout: std::time::Duration::from_secs(a.catchup_timeout),
+        node_ids,
+        order_slack_ms: a.order_slack_ms,
+        fault_sql: a.fault_sql.filter(|s| !s.trim().is_empty()),
+        ..demo::Options::new(pg, dir.clone())
+    };
+    demo::stop_on_signals();
+    let logs = format!("{}/{}-node*/server.log", dir.display(), o.name);
+    match demo::run(&o) {
+        Ok(report) => {
+            println!();
+            print!("{report}");
+            if report.passed() {
+                println!(
+                    "the nodes are stopped; their data stays in {}/{}-node*",
+                    dir.display(),
+                    o.name
+                );
+                0
+            } else {
+                eprintln!("== a check failed; the nodes are stopped; logs: {logs}");
+                1
+            }
+        }
+        Err(demo::Error::Interrupted(sig)) => {
+            eprintln!("== interrupted (signal {sig}); the nodes are stopped; logs: {logs}");
+            128 + sig
+        }
+        Err(e) => {
+            eprintln!("snowcluster demo: {e}\n== the nodes are stopped; logs: {logs}");
+            2
+        }
+    }
 }
 
 fn engine(pg: &Pg, name: &str) -> Option<Engine> {
@@ -143,6 +244,7 @@ fn main() {
         None => Pg::from_env(),
     };
     match cli.cmd {
+        Cmd::Demo(args) => std::process::exit(run_demo(pg, args)),
         Cmd::Info => {
             println!("PG_MAJOR={}", pg.major);
             println!("PG_VERSION='{}'", pg.version.replace('\'', ""));

@@ -1,15 +1,19 @@
 //! Multi-master on real servers, with the major's engine (pglogical on 15, native logical
 //! replication on 16 and later): node-id clash detection through the replicated node
 //! registry, a registration that writes nothing when the registry is up to date, and the
-//! three-node audit-log job (`scripts/demo.sh`, shortened) with its checks, passing, and
-//! failing on injected faults and on a shared node id.
+//! three-node audit-log job (`snowflake_cluster::demo`, shortened) with its checks, passing,
+//! and failing on injected faults and on a shared node id; `scripts/demo.sh` itself, run to the
+//! end and stopped by SIGTERM.
 
 use postgres::Client;
+use snowflake_cluster::demo::{self, CheckKind, Report};
 use snowflake_it::{
-    conflict_lines, engine, mesh, pg, ports, project_root, wait_for, wait_streaming, Cluster,
-    Engine, Node,
+    clusters_root, conflict_lines, engine, mesh, pg, ports, project_root, wait_for, wait_streaming,
+    Cluster, Engine, Node,
 };
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// psql with stderr (WARNINGs) captured: (stdout, stderr).
@@ -238,149 +242,105 @@ fn register_node_writes_nothing_when_the_registry_is_up_to_date() {
     );
 }
 
-/// Runs `scripts/demo.sh` shortened (5 s per load) on the PostgreSQL under test (its engine:
-/// pglogical on 15, native on 16+), with the extension already installed and the extra
-/// environment `env`; returns (success, stdout). Asserts every server it started is stopped
-/// afterwards.
-/// Runs the main job with three nodes on three consecutive ports of their own.
-fn run_demo(name: &str, node_ids: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let root = project_root();
-    let port = ports::take(3);
-    let out = Command::new("bash")
-        .arg(root.join("scripts/demo.sh"))
-        .arg("--pg-config")
-        .arg(&pg().pg_config)
-        .env("DURATION", "5")
-        .env("DEMO_PORT", port.to_string())
-        .env("DEMO_NAME", name)
-        .env("DEMO_NO_BUILD", "1")
-        .env("NODE_IDS", node_ids)
-        .env("CATCHUP_TIMEOUT", "180")
-        .envs(env.iter().copied())
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+/// The main job's options for a test: shortened (5 s per load), three ports of its own, the
+/// nodes under the tests' directory.
+fn demo_options(name: &str, node_ids: [i32; 3]) -> demo::Options {
+    demo::Options {
+        name: name.into(),
+        port: ports::take(3),
+        duration_s: 5,
+        catchup_timeout: Duration::from_secs(180),
+        node_ids,
+        ..demo::Options::new(pg().clone(), clusters_root())
+    }
+}
+
+/// Runs the main job on the PostgreSQL under test (its engine: pglogical on 15, native on
+/// 16+) and returns its report, printed for the test's log. Asserts every server it started
+/// is stopped afterwards.
+fn run_demo(o: &demo::Options) -> Report {
+    let result = demo::run(o);
+    assert_stopped(&o.dir, &o.name);
+    let report = result.unwrap_or_else(|e| panic!("the demo gave no report: {e}"));
+    println!("{report}");
+    report
+}
+
+fn assert_stopped(dir: &Path, name: &str) {
     for n in 1..=3 {
-        let pidfile = root.join(format!(".run/{name}-node{n}/data/postmaster.pid"));
+        let pidfile = dir.join(format!("{name}-node{n}/data/postmaster.pid"));
         assert!(!pidfile.exists(), "{} left running", pidfile.display());
     }
-    (out.status.success(), stdout)
 }
 
-/// The three counts after the last ':' of the report line containing `label`.
-fn counts(stdout: &str, label: &str) -> Vec<u64> {
-    let line = stdout
-        .lines()
-        .find(|l| l.contains(label))
-        .unwrap_or_else(|| panic!("no `{label}`:\n{stdout}"));
-    line.rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .map(|s| s.trim().split(' ').next().unwrap().parse().unwrap())
-        .collect()
+/// Data of a passed run is of no further use (a failed run keeps it for its logs).
+fn remove_demo_dirs(dir: &Path, name: &str) {
+    for n in 1..=3 {
+        let _ = std::fs::remove_dir_all(dir.join(format!("{name}-node{n}")));
+    }
 }
 
-/// The report line of the check `name` (`[ok]   name: ...` or `[FAIL] name: ...`).
-fn check_line<'a>(stdout: &'a str, name: &str) -> &'a str {
-    stdout
-        .lines()
-        .find(|l| {
-            l.starts_with("  [")
-                && l.get(9..)
-                    .is_some_and(|r| r.starts_with(&format!("{name}:")))
-        })
-        .unwrap_or_else(|| panic!("no check `{name}` in:\n{stdout}"))
-}
-
-/// The number written just before `suffix` in `line` (e.g. "12 written by more than one node").
-fn number_before(line: &str, suffix: &str) -> i64 {
-    let head = &line[..line
-        .find(suffix)
-        .unwrap_or_else(|| panic!("no `{suffix}` in `{line}`"))];
-    head.rsplit(|c: char| !c.is_ascii_digit() && c != '.')
-        .next()
-        .unwrap()
-        .parse::<f64>()
-        .unwrap() as i64
-}
-
-/// The three numbers after `label` in `line` (`label 1 / 2 / 3`).
-fn triple_after(line: &str, label: &str) -> Vec<i64> {
-    let rest = &line[line
-        .find(label)
-        .unwrap_or_else(|| panic!("no `{label}` in `{line}`"))
-        + label.len()..];
-    rest.split('/')
-        .take(3)
-        .map(|s| s.trim().split([' ', ',']).next().unwrap().parse().unwrap())
-        .collect()
+/// The verdicts that failed.
+fn failed(r: &Report) -> Vec<CheckKind> {
+    r.checks.iter().filter(|c| !c.ok).map(|c| c.kind).collect()
 }
 
 #[test]
 fn three_node_audit_log_job_passes_its_checks() {
-    let (ok, stdout) = run_demo("cluster-demo", "1 2 3", &[]);
-    assert!(ok, "demo.sh failed:\n{stdout}");
-    assert!(stdout.contains("RESULT: all checks passed"), "{stdout}");
-    assert!(!stdout.contains("[FAIL]"), "{stdout}");
-    for check in [
-        "[ok]   rate:",
-        "[ok]   subscriptions: replicating on each node: 2/2 2/2 2/2",
-        "[ok]   same rows everywhere:",
-        "[ok]   no row lost:",
-        "[ok]   0 duplicate IDs:",
-        "[ok]   0 replication conflicts: conflicts logged for audit_log (",
-        "[ok]   0 apply errors:",
-        "[ok]   IDs ordered by time across nodes: 0 rows",
-        "[ok]   every INSERT succeeded: pgbench exit status 0 / 0 / 0, failed transactions 0 / 0 / 0,",
-        "[ok]   scenario: both changes kept:",
-        "[ok]   node registry:",
-    ] {
-        assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
-    }
-    assert_eq!(
-        counts(
-            &stdout,
-            "0 replication conflicts: conflicts logged for audit_log"
-        ),
-        [0, 0, 0]
-    );
-    let header = stdout
-        .lines()
-        .find(|l| l.starts_with("nodes: 3 x PostgreSQL "))
-        .unwrap_or_else(|| panic!("no header in:\n{stdout}"));
+    let o = demo_options("cluster-demo", [1, 2, 3]);
+    let r = run_demo(&o);
+    assert_eq!(failed(&r), [], "{r}");
+    assert!(r.passed());
+    assert_eq!(r.checks.len(), 11, "{r}");
+    // The servers were the PostgreSQL under test, replicating with its engine.
     assert!(
-        header.contains(&format!("PostgreSQL {} (", pg().major))
-            && header.contains(match engine() {
-                Engine::Pglogical => "engine: pglogical",
-                Engine::Native => "engine: native logical replication",
-            }),
-        "{header}"
+        r.setup
+            .server_version
+            .starts_with(&format!("{}.", pg().major)),
+        "{}",
+        r.setup.server_version
     );
+    assert_eq!(r.setup.engine, engine());
+    let sf = &r.snowflake;
+    assert!(sf.load.rows() > 0, "{r}");
+    for (i, n) in sf.nodes.iter().enumerate() {
+        assert_eq!((n.subs_replicating, n.subs), (2, 2), "node {}", i + 1);
+        assert_eq!(n.conflicts, 0, "node {}", i + 1);
+        assert_eq!(n.rows, r.expected_rows(), "node {}", i + 1);
+    }
+    for run in &sf.load.runs {
+        assert_eq!(
+            (run.status, run.failed, run.clients_stopped),
+            (0, Some(0), 0)
+        );
+    }
+    assert_eq!(sf.ids.repeated, 0);
+    assert_eq!(sf.ordering.rows_out_of_order, 0);
+    // Every node's IDs are in the table, under their own node ids.
+    assert_eq!(sf.per_id_node.len(), 3, "{:?}", sf.per_id_node);
+    assert_eq!(r.scenario.nodes.each_ref().map(|n| n.audit_rows), [2, 2, 2]);
     // The conflict count is real: the timestamp-string IDs of the same run did conflict
     // (pglogical overwrote local rows; natively an apply worker stopped on each, and its
     // subscription stayed stuck while the audit_log mesh went on).
-    let ts = counts(&stdout, "replication conflicts logged (");
-    assert_eq!(ts.len(), 3);
+    let ts = &r.timestamp;
     assert!(
-        ts.iter().sum::<u64>() > 0,
-        "the broken approach produced no conflict: {ts:?}"
+        ts.nodes.iter().map(|n| n.conflicts).sum::<usize>() > 0,
+        "the broken approach produced no conflict:\n{r}"
     );
-    let stuck = stdout
-        .lines()
-        .find(|l| l.starts_with("  ts subscriptions stuck"))
-        .unwrap_or_else(|| panic!("no stuck line in:\n{stdout}"));
+    assert!(ts.nodes[0].rows < ts.load.rows() as i64, "{r}");
     match engine() {
-        Engine::Pglogical => assert!(stuck.contains(": 0 / 0 / 0 of 2"), "{stuck}"),
-        Engine::Native => assert!(stuck.contains("stuck for good"), "{stuck}"),
+        Engine::Pglogical => assert_eq!(ts.catchup.stuck, [0, 0, 0], "{r}"),
+        Engine::Native => assert!(ts.catchup.stuck.iter().any(|&s| s > 0), "{r}"),
     }
-    remove_demo_dirs("cluster-demo");
+    // What the user reads says the same.
+    let text = r.to_string();
+    assert!(text.contains("\nRESULT: all checks passed\n"), "{text}");
+    assert!(!text.contains("[FAIL]"), "{text}");
+    remove_demo_dirs(&o.dir, &o.name);
 }
 
-/// Faults injected on node 3 before the load (`DEMO_FAULT_SQL`), each breaking one property:
-/// the first local INSERT fails (a trigger; pgbench's client stops), the first change node 3
+/// Faults injected on node 3 before the load (`fault_sql`), each breaking one property: the
+/// first local INSERT fails (a trigger; pgbench's client stops), the first change node 3
 /// applies from another node fails (a replica trigger, fired by pglogical's and the native
 /// apply worker alike; the worker exits and is restarted, and then applies it), and the 1000th
 /// row written on node 3 gets an ID an hour ahead (as a node whose IDs ran far ahead of its
@@ -409,105 +369,151 @@ fn three_node_job_fails_the_insert_apply_ordering_and_rate_checks_on_injected_fa
         END $$;
         CREATE TRIGGER fault_apply BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION fault_apply();
         ALTER TABLE audit_log ENABLE REPLICA TRIGGER fault_apply;";
-    let (ok, stdout) = run_demo(
-        "cluster-demo-faults",
-        "1 2 3",
-        &[("DEMO_FAULT_SQL", FAULTS), ("MIN_RATE", "100000000")],
-    );
-    assert!(!ok, "demo.sh passed with injected faults:\n{stdout}");
-    assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
-
-    let insert = check_line(&stdout, "every INSERT succeeded");
-    assert!(insert.starts_with("  [FAIL]"), "{insert}");
+    let o = demo::Options {
+        fault_sql: Some(FAULTS.into()),
+        min_rate: 100_000_000,
+        ..demo_options("cluster-demo-faults", [1, 2, 3])
+    };
+    let r = run_demo(&o);
+    assert!(!r.passed(), "passed with injected faults:\n{r}");
+    let sf = &r.snowflake;
+    // The failed INSERT stopped a client of node 3's pgbench, and only there.
+    assert_eq!(sf.load.runs.each_ref().map(|run| run.status)[2], 2, "{r}");
     assert_eq!(
-        triple_after(insert, "pgbench exit status")[2],
-        2,
-        "{insert}"
-    );
-    assert_eq!(
-        triple_after(insert, "clients stopped by an error:"),
+        sf.load.runs.each_ref().map(|run| run.clients_stopped),
         [0, 0, 1],
-        "{insert}"
+        "{r}"
     );
-
-    let apply = check_line(&stdout, "0 apply errors");
-    assert!(apply.starts_with("  [FAIL]"), "{apply}");
-    let exited = triple_after(apply, "apply workers that exited:");
-    assert!(
-        exited[2] >= 1 && exited[0] == 0 && exited[1] == 0,
-        "{apply}"
-    );
-    assert!(
-        triple_after(apply, "apply worker ERRORs in the log:")[2] >= 1,
-        "{apply}"
-    );
-
-    let order = check_line(&stdout, "IDs ordered by time across nodes");
-    assert!(order.starts_with("  [FAIL]"), "{order}");
-    assert!(
-        number_before(order, " rows preceded in ID order") >= 1,
-        "{order}"
-    );
+    // The failed apply ended an apply worker of node 3, and only there, and was logged.
+    let exited = sf.nodes.each_ref().map(|n| n.apply_workers_exited);
+    assert!(exited[2] >= 1 && exited[0] == 0 && exited[1] == 0, "{r}");
+    assert!(sf.nodes[2].apply_errors_logged >= 1, "{r}");
     // The row an hour ahead precedes, in ID order, every later change of the other nodes.
-    assert!(
-        number_before(&format!("{order}\n"), " ms\n") > 1000,
-        "{order}"
+    assert!(sf.ordering.rows_out_of_order >= 1, "{r}");
+    assert!(sf.ordering.largest_gap_ms > 1000.0, "{r}");
+    // Exactly those checks fail: no ID repeats, no row is lost, the nodes agree.
+    assert_eq!(
+        failed(&r),
+        [
+            CheckKind::Inserts,
+            CheckKind::Rate,
+            CheckKind::NoApplyErrors,
+            CheckKind::Ordered
+        ],
+        "{r}"
     );
-
-    let rate = check_line(&stdout, "rate");
-    assert!(rate.starts_with("  [FAIL]"), "{rate}");
-
-    // The faults broke nothing else: no ID repeats, no row is lost, the nodes agree.
-    for name in [
-        "0 duplicate IDs",
-        "no row lost",
-        "same rows everywhere",
-        "subscriptions",
-        "node registry",
-    ] {
-        let line = check_line(&stdout, name);
-        assert!(line.starts_with("  [ok]"), "{line}");
-    }
-    remove_demo_dirs("cluster-demo-faults");
-}
-
-/// Data of a passed run is of no further use (a failed run keeps it for its logs).
-fn remove_demo_dirs(name: &str) {
-    for n in 1..=3 {
-        let _ = std::fs::remove_dir_all(project_root().join(format!(".run/{name}-node{n}")));
-    }
+    assert!(r.to_string().contains("\nRESULT: FAIL\n"));
+    remove_demo_dirs(&o.dir, &o.name);
 }
 
 #[test]
 fn three_node_job_fails_its_checks_when_two_nodes_share_a_node_id() {
-    let (ok, stdout) = run_demo("cluster-demo-clash", "1 1 3", &[]);
-    assert!(!ok, "demo.sh passed with two nodes on node id 1:\n{stdout}");
-    assert!(stdout.contains("RESULT: FAIL"), "{stdout}");
-    for check in [
-        "[FAIL] 0 replication conflicts:",
-        "[FAIL] no row lost:",
-        "[FAIL] node registry:",
+    let o = demo_options("cluster-demo-clash", [1, 1, 3]);
+    let r = run_demo(&o);
+    assert!(!r.passed(), "passed with two nodes on node id 1:\n{r}");
+    let failing = failed(&r);
+    for kind in [
+        CheckKind::NoConflicts,
+        CheckKind::NoRowLost,
+        CheckKind::NoDuplicates,
+        CheckKind::Registry,
     ] {
-        assert!(stdout.contains(check), "missing `{check}` in:\n{stdout}");
+        assert!(failing.contains(&kind), "{kind:?} passed:\n{r}");
     }
+    let sf = &r.snowflake;
     // pglogical logs the conflicts it resolves; natively (18) each is an apply worker ERROR,
     // and the subscriptions between nodes 1 and 2 stay stuck on it.
     assert!(
-        counts(
-            &stdout,
-            "0 replication conflicts: conflicts logged for audit_log"
-        )
-        .iter()
-        .sum::<u64>()
-            > 0
+        sf.nodes.iter().map(|n| n.conflicts).sum::<usize>() > 0,
+        "{r}"
     );
     // Nodes 1 and 2 issue the same IDs: the logs of issued IDs show them, although each node's
     // primary key kept one row per ID.
-    let dups = check_line(&stdout, "0 duplicate IDs");
-    assert!(dups.starts_with("  [FAIL]"), "{dups}");
+    assert!(sf.ids.repeated > 0, "{r}");
+    // The registry reports the clash on every node.
+    assert!(sf.nodes.iter().all(|n| n.clashes > 0), "{r}");
+    remove_demo_dirs(&o.dir, &o.name);
+}
+
+/// `scripts/demo.sh` as documented, shortened and without the install (done by the test
+/// command): `scripts/demo.sh --pg-config P --duration S --port P`.
+fn demo_sh(name: &str, port: u16, duration: &str) -> Command {
+    let root = project_root();
+    let mut c = Command::new("bash");
+    c.arg(root.join("scripts/demo.sh"))
+        .arg("--pg-config")
+        .arg(&pg().pg_config)
+        .args(["--duration", duration, "--port", &port.to_string()])
+        .env("DEMO_NAME", name)
+        .env("DEMO_DIR", clusters_root())
+        .env("DEMO_NO_BUILD", "1")
+        .env("CATCHUP_TIMEOUT", "180")
+        .env_remove("SNOWCLUSTER")
+        .current_dir(&root);
+    c
+}
+
+#[test]
+fn demo_script_builds_the_tool_runs_the_job_and_exits_zero_when_every_check_passes() {
+    let name = "cluster-demo-sh";
+    let out = demo_sh(name, ports::take(3), "3").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_stopped(&clusters_root(), name);
+    assert!(out.status.success(), "demo.sh failed: {}", out.status);
+    assert!(stdout.contains("\nRESULT: all checks passed\n"), "{stdout}");
     assert!(
-        number_before(dups, " written by more than one node") > 0,
-        "{dups}"
+        stdout.contains(&format!("nodes: 3 x PostgreSQL {} (", pg().major)),
+        "{stdout}"
     );
-    remove_demo_dirs("cluster-demo-clash");
+    remove_demo_dirs(&clusters_root(), name);
+}
+
+/// SIGTERM (and likewise Ctrl-C's SIGINT) during the load: pgbench and every server the demo
+/// started are stopped, and the exit status says why.
+#[test]
+fn demo_script_stops_pgbench_and_every_server_on_sigterm() {
+    let name = "cluster-demo-term";
+    let port = ports::take(3);
+    let mut child = demo_sh(name, port, "300")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "demo.sh ended before its load:\n{seen}");
+        seen.push_str(&line);
+        if line.starts_with("== load 1") {
+            break;
+        }
+    }
+    let pgbench_for = |port: u16| {
+        Command::new("pgrep")
+            .args(["-f", &format!("pgbench .*-p {port} ")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    wait_for("pgbench to run", Duration::from_secs(30), || {
+        pgbench_for(port).then_some(())
+    });
+    // demo.sh execs the cluster tool: the child is snowcluster.
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    stderr.read_to_string(&mut seen).unwrap();
+    println!("{seen}");
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{seen}");
+    assert!(seen.contains("interrupted"), "{seen}");
+    assert_stopped(&clusters_root(), name);
+    for p in port..port + 3 {
+        assert!(!pgbench_for(p), "pgbench for port {p} left running");
+    }
+    remove_demo_dirs(&clusters_root(), name);
 }
