@@ -172,6 +172,16 @@ impl Shim {
             .clone()
     }
 
+    /// A clock at real time whose offset file lives beside the cluster `name`, in a directory
+    /// of its own made afresh.
+    pub fn beside(name: &str) -> Shim {
+        let dir = clusters_root().join(format!("{name}-files"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        ensure_traversable(&dir.join("x"));
+        Shim::new(&dir)
+    }
+
     /// A clock at real time whose offset file lives in `dir` (which user postgres can read).
     pub fn new(dir: &Path) -> Shim {
         use std::os::unix::io::AsRawFd;

@@ -10,6 +10,18 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// `batches` INSERTs of `rows` rows into `audit (id ... DEFAULT snowflake_nextval(), v int)`,
+/// the IDs drawn by the column default.
+pub fn insert_audit(c: &mut Client, batches: usize, rows: i32) {
+    for _ in 0..batches {
+        c.execute(
+            "INSERT INTO audit (v) SELECT g FROM generate_series(1, $1) g",
+            &[&rows],
+        )
+        .unwrap();
+    }
+}
+
 /// One `snowflake_nextval()`.
 pub fn nextval(c: &mut Client) -> i64 {
     c.query_one("SELECT snowflake_nextval()", &[])

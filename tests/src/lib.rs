@@ -145,6 +145,39 @@ pub fn count_duplicates(ids: &[i64]) -> usize {
     v.windows(2).filter(|w| w[0] == w[1]).count()
 }
 
+/// The server's error of a call that must fail: panics if it succeeded or failed without one.
+pub fn db_error(r: Result<impl Sized, postgres::Error>, what: &str) -> postgres::error::DbError {
+    match r {
+        Ok(_) => panic!("{what}: succeeded"),
+        Err(e) => e
+            .as_db_error()
+            .unwrap_or_else(|| panic!("{what}: {e}"))
+            .clone(),
+    }
+}
+
+/// Waits until `standby` has replayed everything `primary` has flushed so far.
+pub fn wait_replayed(primary: &mut postgres::Client, standby: &mut postgres::Client) {
+    let lsn: String = primary
+        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    wait_for(
+        "the standby to replay",
+        std::time::Duration::from_secs(60),
+        || {
+            standby
+                .query_one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&lsn],
+                )
+                .unwrap()
+                .get::<_, bool>(0)
+                .then_some(())
+        },
+    );
+}
+
 /// `synchronous_standby_names = '*'` on the primary `c` is connected to, and waits until one
 /// standby is synchronous.
 pub fn make_standbys_synchronous(c: &mut postgres::Client) {

@@ -8,7 +8,7 @@
 //! Every test prints its figures on stderr (`cargo test ... -- --nocapture` shows them).
 
 use postgres::binary_copy::BinaryCopyOutIter;
-use postgres::error::{DbError, SqlState};
+use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use postgres::Client;
@@ -19,7 +19,7 @@ use snowflake_it::draw::{
     wait_drawn, DrawLog,
 };
 use snowflake_it::state::write_ceiling;
-use snowflake_it::{count_duplicates, wait_for, Cluster};
+use snowflake_it::{count_duplicates, db_error, wait_for, Cluster};
 use std::fs;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -354,16 +354,6 @@ fn one_statement_draws_20m_ids_within_the_drift_bound() {
         per_ms * 1000.0,
         max_lead_us as f64 / 1000.0,
     );
-}
-
-fn db_error(r: Result<impl Sized, postgres::Error>, what: &str) -> DbError {
-    match r {
-        Ok(_) => panic!("{what}: succeeded"),
-        Err(e) => e
-            .as_db_error()
-            .unwrap_or_else(|| panic!("{what}: {e}"))
-            .clone(),
-    }
 }
 
 /// A call that waits (here: the first call after a start whose saved ceiling is beyond the drift

@@ -14,22 +14,14 @@ use postgres::error::{DbError, SqlState};
 use postgres::{Client, NoTls};
 use snowflake_core::layout;
 use snowflake_it::clock::{self, ServerClock, Shim};
-use snowflake_it::{count_duplicates, pg, wait_for, Cluster};
+use snowflake_it::draw::insert_audit;
+use snowflake_it::{count_duplicates, pg, wait_for, wait_replayed, Cluster};
 use std::fs;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 const HOUR_MS: i64 = 3_600_000;
-
-/// A clock shim whose offset file lives beside the cluster `name`.
-fn shim(name: &str) -> Shim {
-    let dir = snowflake_it::clusters_root().join(format!("{name}-files"));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    snowflake_it::ensure_traversable(&dir.join("x"));
-    Shim::new(&dir)
-}
 
 /// A primary on the clock shim, the extension created and an audit table keyed by
 /// `DEFAULT snowflake_nextval()`.
@@ -64,41 +56,12 @@ fn run_an_hour_fast(clock: &Shim, c: &mut Client) {
     });
 }
 
-/// Writes `batches` INSERTs of `rows` rows through the column default.
-fn write(c: &mut Client, batches: usize, rows: i32) {
-    for _ in 0..batches {
-        c.execute(
-            "INSERT INTO audit (v) SELECT g FROM generate_series(1, $1) g",
-            &[&rows],
-        )
-        .unwrap();
-    }
-}
-
 fn ids(c: &mut Client) -> Vec<i64> {
     c.query("SELECT id FROM audit ORDER BY id", &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect()
-}
-
-/// Waits until `standby` has replayed everything `primary` wrote so far.
-fn wait_replayed(primary: &mut Client, standby: &mut Client) {
-    let lsn: String = primary
-        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
-        .unwrap()
-        .get(0);
-    wait_for("the standby to replay", Duration::from_secs(60), || {
-        standby
-            .query_one(
-                "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
-                &[&lsn],
-            )
-            .unwrap()
-            .get::<_, bool>(0)
-            .then_some(())
-    });
 }
 
 fn in_recovery(c: &mut Client) -> bool {
@@ -111,17 +74,17 @@ fn in_recovery(c: &mut Client) -> bool {
 /// standby (own node id, or the primary's) replays, the primary is killed and the standby
 /// promoted; every new ID must be above every replicated one.
 fn promote_after_kill(name: &str, standby_node: u16) {
-    let clock = shim(name);
+    let clock = Shim::beside(name);
     let p = primary(name, 1, &[], &clock);
     let mut pc = p.connect();
     run_an_hour_fast(&clock, &mut pc);
-    write(&mut pc, 5, 2_000);
+    insert_audit(&mut pc, 5, 2_000);
     // The standby's clock is right: the primary's IDs are an hour ahead of it.
     let standby = Cluster::standby(&p, &format!("{name}-standby"), Some(standby_node));
     let mut sc = standby.connect();
     assert!(in_recovery(&mut sc));
     // Writes after the copy arrive through the WAL only, bursts included (ceilings extended).
-    write(&mut pc, 20, 20_000);
+    insert_audit(&mut pc, 20, 20_000);
     wait_replayed(&mut pc, &mut sc);
     let replicated = ids(&mut sc);
     assert_eq!(replicated.len(), 410_000);
@@ -178,7 +141,7 @@ fn promote_after_kill(name: &str, standby_node: u16) {
     let mut sc = standby.connect();
     assert!(!in_recovery(&mut sc));
     // The refusal ends with promotion; inserts succeed.
-    write(&mut sc, 5, 10_000);
+    insert_audit(&mut sc, 5, 10_000);
     let all = ids(&mut sc);
     assert_eq!(count_duplicates(&all), 0);
     let new: Vec<i64> = all
@@ -230,11 +193,11 @@ fn a_promoted_standby_with_the_primarys_node_id_issues_above_every_replicated_id
 #[test]
 fn crash_recovery_with_the_state_file_deleted_brings_the_floor_back_from_the_wal() {
     let name = "fo-crash";
-    let clock = shim(name);
+    let clock = Shim::beside(name);
     let p = primary(name, 3, &[], &clock);
     let mut c = p.connect();
     run_an_hour_fast(&clock, &mut c);
-    write(&mut c, 10, 20_000);
+    insert_audit(&mut c, 10, 20_000);
     let before = ids(&mut c);
     let max_before = *before.last().unwrap();
     drop(c);
@@ -275,7 +238,7 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
         .arg(&archive)
         .status()
         .unwrap();
-    let clock = shim(name);
+    let clock = Shim::beside(name);
     // Copied under a temporary name and renamed: a file in the archive is complete.
     let archive_command = format!(
         "archive_command = 'cp %p {0}/%f.tmp && mv {0}/%f.tmp {0}/%f'",
@@ -283,18 +246,18 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
     );
     let p = primary(name, 4, &["archive_mode = on", &archive_command], &clock);
     let mut c = p.connect();
-    write(&mut c, 2, 1_000);
+    insert_audit(&mut c, 2, 1_000);
     // The base backup, with the state file of that moment.
     let restored = Cluster::base_backup(&p, &format!("{name}-restored"));
     // Then the primary's clock runs an hour fast and it writes more: only the WAL has those.
     run_an_hour_fast(&clock, &mut c);
-    write(&mut c, 10, 20_000);
+    insert_audit(&mut c, 10, 20_000);
     let before = ids(&mut c);
     let max_before = *before.last().unwrap();
     c.execute("SELECT pg_create_restore_point('after_load')", &[])
         .unwrap();
     // A write after the target: not restored.
-    write(&mut c, 1, 100);
+    insert_audit(&mut c, 1, 100);
     // The WAL file holding the restore point, completed by the switch (the name of the switch's
     // end position is that of the file it ends).
     let last_wal: String = c
@@ -327,7 +290,7 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
         "restored up to the restore point"
     );
     assert_eq!(*restored_ids.last().unwrap(), max_before);
-    write(&mut r, 2, 5_000);
+    insert_audit(&mut r, 2, 5_000);
     let after = ids(&mut r);
     assert_eq!(count_duplicates(&after), 0);
     let lowest_new = after.iter().copied().filter(|i| *i > max_before).count();
@@ -343,7 +306,7 @@ fn point_in_time_recovery_issues_above_the_replayed_wal_with_its_clock_behind() 
 #[test]
 fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     let name = "fo-rewind";
-    let clock = shim(name);
+    let clock = Shim::beside(name);
     // pg_rewind needs hint bits in the WAL, and the WAL back to the last common checkpoint.
     let old = primary(
         name,
@@ -355,13 +318,13 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     run_an_hour_fast(&clock, &mut oc);
     let new = Cluster::standby(&old, &format!("{name}-new"), Some(2));
     let mut nc = new.connect();
-    write(&mut oc, 10, 10_000);
+    insert_audit(&mut oc, 10, 10_000);
     wait_replayed(&mut oc, &mut nc);
     drop(oc);
     old.kill9_postmaster();
     new.promote();
     let mut nc = new.connect();
-    write(&mut nc, 10, 10_000);
+    insert_audit(&mut nc, 10, 10_000);
     let everything_so_far = ids(&mut nc);
     let max_so_far = *everything_so_far.last().unwrap();
 
@@ -397,7 +360,7 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     old.signal("standby.signal");
     old.start();
     let mut oc = old.connect();
-    write(&mut nc, 5, 10_000);
+    insert_audit(&mut nc, 5, 10_000);
     wait_replayed(&mut nc, &mut oc);
     let before_second_failover = ids(&mut oc);
     let max_before = *before_second_failover.last().unwrap();
@@ -409,7 +372,7 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
     old.promote();
     let mut oc = old.connect();
     clock::wait_until_server_offset(&mut oc, 0);
-    write(&mut oc, 5, 10_000);
+    insert_audit(&mut oc, 5, 10_000);
     let all = ids(&mut oc);
     assert_eq!(count_duplicates(&all), 0);
     let new_ids: Vec<i64> = all.iter().copied().filter(|i| *i > max_before).collect();
@@ -429,10 +392,10 @@ fn a_rewound_old_primary_promoted_again_stays_above_everything() {
 #[test]
 fn recovery_without_the_library_fails_clearly_and_succeeds_once_it_is_back() {
     let name = "fo-unload";
-    let clock = shim(name);
+    let clock = Shim::beside(name);
     let p = primary(name, 5, &[], &clock);
     let mut c = p.connect();
-    write(&mut c, 2, 10_000);
+    insert_audit(&mut c, 2, 10_000);
     let max_before = *ids(&mut c).last().unwrap();
     drop(c);
     p.kill9_postmaster();
@@ -471,7 +434,7 @@ fn recovery_without_the_library_fails_clearly_and_succeeds_once_it_is_back() {
 #[test]
 fn a_new_ceiling_waits_for_the_synchronous_standby() {
     let name = "fo-sync";
-    let clock = shim(name);
+    let clock = Shim::beside(name);
     let p = primary(name, 6, &[], &clock);
     let standby = Cluster::standby(&p, &format!("{name}-standby"), Some(7));
     let mut pc = p.connect();

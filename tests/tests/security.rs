@@ -5,10 +5,10 @@
 //! registering; neither a session nor a role can change the node id. Which role may execute
 //! which function, and the SQLSTATE of each refusal, are in the pg_regress files (`regress.rs`).
 
-use postgres::error::{DbError, SqlState};
+use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 use snowflake_core::layout;
-use snowflake_it::Cluster;
+use snowflake_it::{db_error, Cluster};
 use std::fs;
 use std::time::{Duration, Instant};
 
@@ -17,16 +17,6 @@ fn connect_as(node: &Cluster, user: &str) -> Client {
         .conninfo()
         .replace("user=postgres", &format!("user={user}"));
     Client::connect(&conninfo, NoTls).unwrap()
-}
-
-fn db_error(r: Result<impl Sized, postgres::Error>, what: &str) -> DbError {
-    match r {
-        Ok(_) => panic!("{what}: succeeded"),
-        Err(e) => e
-            .as_db_error()
-            .unwrap_or_else(|| panic!("{what}: {e}"))
-            .clone(),
-    }
 }
 
 /// The planted objects log every call into this table, with the role they ran as.

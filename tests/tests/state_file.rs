@@ -7,20 +7,12 @@ use postgres::error::SqlState;
 use postgres::Client;
 use snowflake_core::layout;
 use snowflake_it::clock::{self, ServerClock, Shim};
-use snowflake_it::{count_duplicates, wait_for, Cluster};
+use snowflake_it::draw::insert_audit;
+use snowflake_it::{count_duplicates, wait_for, wait_replayed, Cluster};
 use std::fs;
 use std::time::Duration;
 
 const HOUR_MS: i64 = 3_600_000;
-
-/// A clock shim whose offset file lives beside the cluster `name`.
-fn shim(name: &str) -> Shim {
-    let dir = snowflake_it::clusters_root().join(format!("{name}-files"));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    snowflake_it::ensure_traversable(&dir.join("x"));
-    Shim::new(&dir)
-}
 
 /// A server with node id `node_id` on `clock` (if any), the extension created and a table
 /// keyed by `DEFAULT snowflake_nextval()`.
@@ -38,16 +30,6 @@ fn server(name: &str, node_id: u16, settings: &[&str], clock: Option<&Shim>) -> 
          CREATE TABLE audit (id bigint PRIMARY KEY DEFAULT snowflake_nextval(), v int NOT NULL)",
     );
     node
-}
-
-fn write(c: &mut Client, batches: usize, rows: i32) {
-    for _ in 0..batches {
-        c.execute(
-            "INSERT INTO audit (v) SELECT g FROM generate_series(1, $1) g",
-            &[&rows],
-        )
-        .unwrap();
-    }
 }
 
 fn max_id(c: &mut Client) -> i64 {
@@ -95,7 +77,7 @@ fn refusal(c: &mut Client, what: &str) -> postgres::error::DbError {
 #[test]
 fn a_state_file_lost_after_a_clean_stop_or_a_checkpoint_refuses_ids_until_restored() {
     let name = "sf-lost";
-    let clock = shim(name);
+    let clock = Shim::beside(name);
     let node = server(name, 5, &["checkpoint_timeout = '1h'"], Some(&clock));
     assert!(
         node.data().join("snowflake_id.state").exists(),
@@ -113,10 +95,10 @@ fn a_state_file_lost_after_a_clean_stop_or_a_checkpoint_refuses_ids_until_restor
         .get::<_, bool>(0)
         .then_some(())
     });
-    write(&mut c, 3, 10_000);
+    insert_audit(&mut c, 3, 10_000);
     clock.set_offset_ms(0);
     clock::wait_until_server_offset(&mut c, 0);
-    write(&mut c, 1, 1_000);
+    insert_audit(&mut c, 1, 1_000);
     let max_before = max_id(&mut c);
     assert!(
         unix_ms_of(max_before) > clock::real_unix_ms() + HOUR_MS / 2,
@@ -150,7 +132,7 @@ fn a_state_file_lost_after_a_clean_stop_or_a_checkpoint_refuses_ids_until_restor
         &[],
     )
     .unwrap();
-    write(&mut c, 1, 1_000);
+    insert_audit(&mut c, 1, 1_000);
     let lowest_new: i64 = c
         .query_one("SELECT min(id) FROM audit WHERE id > $1", &[&max_before])
         .unwrap()
@@ -225,23 +207,6 @@ fn emit(c: &mut Client, n: i32, first_unix_ms: i64, step_ms: i32) -> i64 {
     first_unix_ms + (n as i64 - 1) * step_ms as i64
 }
 
-fn wait_replayed(primary: &mut Client, standby: &mut Client) {
-    let lsn: String = primary
-        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
-        .unwrap()
-        .get(0);
-    wait_for("the standby to replay", Duration::from_secs(60), || {
-        standby
-            .query_one(
-                "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
-                &[&lsn],
-            )
-            .unwrap()
-            .get::<_, bool>(0)
-            .then_some(())
-    });
-}
-
 /// Replay keeps the floor in shared memory: a standby replaying 500 ceiling records writes its
 /// state file only at the next checkpoint record, and a restartpoint there followed by a crash
 /// keeps the floor. Crash recovery of 400 records writes the file once, at its end.
@@ -252,7 +217,7 @@ fn replay_writes_the_state_file_at_checkpoints_and_at_the_end_not_per_record() {
     let p = server(name, 6, &settings, None);
     let mut pc = p.connect();
     declare_emitter(&mut pc);
-    write(&mut pc, 1, 1_000);
+    insert_audit(&mut pc, 1, 1_000);
     pc.batch_execute("CHECKPOINT").unwrap();
     let s = Cluster::standby_of(
         &p,
@@ -348,7 +313,7 @@ fn a_rewound_primary_rejoining_under_its_node_id_stays_above_its_lost_ids() {
     let settings = ["wal_log_hints = on", "wal_keep_size = '512MB'"];
     let old = server(name, 1, &settings, None);
     let mut oc = old.connect();
-    write(&mut oc, 2, 10_000);
+    insert_audit(&mut oc, 2, 10_000);
     let new = Cluster::standby_of(&old, &format!("{name}-new"), &["snowflake_id.node_id = 2"]);
     new.start();
     let mut nc = new.connect();
@@ -356,14 +321,14 @@ fn a_rewound_primary_rejoining_under_its_node_id_stays_above_its_lost_ids() {
     // The standby stops; the old primary goes on alone: these IDs exist only in its WAL.
     drop(nc);
     new.stop();
-    write(&mut oc, 5, 20_000);
+    insert_audit(&mut oc, 5, 20_000);
     let lost_max = max_id(&mut oc);
     drop(oc);
     old.kill9_postmaster();
     new.start();
     new.promote();
     let mut nc = new.connect();
-    write(&mut nc, 2, 10_000);
+    insert_audit(&mut nc, 2, 10_000);
     nc.batch_execute("CHECKPOINT").unwrap();
     let out = snowflake_it::as_postgres(snowflake_it::pg_bin("pg_rewind"))
         .arg("--target-pgdata")
@@ -397,7 +362,7 @@ fn a_rewound_primary_rejoining_under_its_node_id_stays_above_its_lost_ids() {
     new.kill9_postmaster();
     old.promote();
     let mut oc = old.connect();
-    write(&mut oc, 2, 10_000);
+    insert_audit(&mut oc, 2, 10_000);
     let ids: Vec<i64> = oc
         .query(
             "SELECT id FROM audit WHERE snowflake_node(id) = 1 ORDER BY id",
