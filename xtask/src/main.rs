@@ -72,6 +72,7 @@ enum Sub {
         dry_run: bool,
     },
     /// The main job (docs/demo.md): set-up, install, then `snowcluster demo`.
+    #[command(disable_help_flag = true)]
     Demo {
         /// [--pg MAJOR | --pg-config PATH] [--no-build] [`snowcluster demo` options]
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -81,6 +82,7 @@ enum Sub {
     /// major from PyPI (packaging/build-tarball.sh).
     Package { major: u32 },
     /// The benchmark: `cargo run --release -p snowflake_bench -- ARGS`.
+    #[command(disable_help_flag = true)]
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
