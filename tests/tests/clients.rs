@@ -9,7 +9,7 @@
 //! double, and so a JavaScript Number, no longer holds every integer). The INSERT statements each
 //! client sent are counted in the server log: many rows must have gone in one statement.
 //!
-//! The toolchains come from `scripts/clients-setup.sh` (a venv under `target/clients`,
+//! The toolchains come from `scripts/setup.sh --clients` (a venv under `target/clients`,
 //! `npm ci`, Debian's pgjdbc, javac), which `scripts/test.sh` runs first; a missing one is a
 //! failure. The clients do not depend on the server's major, so they run on 15 only (the test
 //! prints that it skips on the others). The programs run twice: directly, and through PgBouncer in
@@ -205,7 +205,7 @@ fn required(path: PathBuf) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} is missing: run scripts/clients-setup.sh (scripts/test.sh does)",
+            "{} is missing: run scripts/setup.sh --clients (scripts/test.sh does)",
             path.display()
         ))
     }
@@ -493,7 +493,7 @@ fn every_client_reads_back_the_stored_ids_and_decodes_them_as_snowflake_parse() 
             let source = root.join("tests/clients/java/SnowflakeJdbc.java");
             if modified(&source) > modified(&class) {
                 Err(format!(
-                    "{} is older than its source: run scripts/clients-setup.sh",
+                    "{} is older than its source: run scripts/setup.sh --clients",
                     class.display()
                 ))
             } else {

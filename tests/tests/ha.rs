@@ -3,7 +3,7 @@
 //! PostgreSQL 15) failing over under a client load, PgBouncer in transaction pooling mode, and
 //! postgres_exporter serving `snowflake_stats()` with the queries of `tests/ha/queries.yaml`.
 //! Run on PostgreSQL 15 only (Debian's Patroni drives Debian's PostgreSQL 15); the programs come
-//! from `scripts/ha-setup.sh`. Clusters `ha-*`. docs/ha.md explains the
+//! from `scripts/setup.sh --ha`. Clusters `ha-*`. docs/ha.md explains the
 //! configuration and what each check means.
 
 use postgres::error::SqlState;
@@ -48,7 +48,7 @@ fn on_pg15(test: &str) -> bool {
         let found = ["/usr/bin", "/usr/sbin"]
             .iter()
             .any(|d| Path::new(d).join(program).exists());
-        assert!(found, "{program} is missing: run scripts/ha-setup.sh");
+        assert!(found, "{program} is missing: run scripts/setup.sh --ha");
     }
     true
 }

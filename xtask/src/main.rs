@@ -4,7 +4,7 @@
 //! and on nothing that needs libclang or PostgreSQL's headers: it is what installs them.
 //!
 //! ```text
-//! xtask setup
+//! xtask setup [--clients] [--ha]
 //! xtask test [--dry-run] [FILTER]...
 //! xtask test --quick [--pg-config PATH] [--dry-run]
 //! xtask major NN [--no-check | --regress | --pg-test] [--dry-run]
@@ -18,6 +18,7 @@ mod major;
 mod run;
 mod setup;
 mod test;
+mod toolchains;
 
 use clap::{Parser, Subcommand};
 use run::{cargo, cmd, fail, Result, Sh};
@@ -37,6 +38,12 @@ enum Sub {
     /// Installs what building and testing needs, skipping what is there: Debian packages,
     /// cargo-pgrx at the version pgrx is pinned to, the full-tier majors' builds, `cargo pgrx init`.
     Setup {
+        /// Also the client-language suite's toolchains (Python venv, npm ci, pgjdbc, javac)
+        #[arg(long)]
+        clients: bool,
+        /// Also the HA suite's Patroni, etcd, PgBouncer and postgres_exporter
+        #[arg(long)]
+        ha: bool,
         /// Print the commands instead of running them
         #[arg(long)]
         dry_run: bool,
@@ -199,7 +206,22 @@ fn main() {
         dry,
     };
     let r = match cli.cmd {
-        Sub::Setup { dry_run } => setup::setup(&sh(dry_run)),
+        Sub::Setup {
+            clients,
+            ha,
+            dry_run,
+        } => {
+            let sh = sh(dry_run);
+            setup::setup(&sh)
+                .and_then(|()| {
+                    if clients {
+                        toolchains::clients(&sh)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| if ha { toolchains::ha(&sh) } else { Ok(()) })
+        }
         Sub::Test {
             quick,
             pg_config,

@@ -41,13 +41,41 @@ fn packages() -> Vec<String> {
     p
 }
 
-fn installed(sh: &Sh, package: &str) -> bool {
+/// Whether Debian's package `package` is installed.
+pub fn installed(sh: &Sh, package: &str) -> bool {
     sh.read(
         &cmd("dpkg-query")
             .args(["-W", "-f=${Status}", package])
             .env("LC_ALL", "C"),
     )
     .is_ok_and(|s| s.contains("install ok installed"))
+}
+
+/// Installs those of `packages` that are missing, `why` naming what they are for.
+pub fn apt_install(sh: &Sh, packages: &[&str], why: &str) -> Result {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !installed(sh, p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "== installing Debian packages ({why}): {}",
+        missing.join(" ")
+    );
+    let apt = |args: &[&str]| {
+        cmd("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+    };
+    sh.run(&apt(&["update", "-qq"]))?;
+    sh.run(
+        &apt(&["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .quiet(),
+    )
 }
 
 /// The version pgrx is pinned to in the root Cargo.toml (`pgrx = "=X.Y.Z"`).
@@ -70,25 +98,9 @@ fn pgrx_config() -> PathBuf {
 }
 
 pub fn setup(sh: &Sh) -> Result {
-    let missing: Vec<String> = packages()
-        .into_iter()
-        .filter(|p| !installed(sh, p))
-        .collect();
-    if !missing.is_empty() {
-        println!("== installing Debian packages: {}", missing.join(" "));
-        sh.run(
-            &cmd("apt-get")
-                .args(["update", "-qq"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
-        sh.run(
-            &cmd("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .quiet(),
-        )?;
-    }
+    let packages = packages();
+    let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
+    apt_install(sh, &packages, "build and test")?;
 
     let version = pgrx_version(sh)?;
     let have = sh.read(&cargo(["pgrx", "--version"])).unwrap_or_default();

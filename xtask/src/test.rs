@@ -23,7 +23,7 @@
 //! at the end, also after a failure.
 
 use crate::run::{cargo, cmd, Result, Sh, Timings};
-use crate::{major, major_of, pg_config_of, system_major, tier};
+use crate::{major, major_of, pg_config_of, system_major, tier, toolchains};
 use snowflake_cluster::majors::Tier;
 use std::path::PathBuf;
 
@@ -213,9 +213,9 @@ fn steps(sh: &Sh, t: &mut Timings, filter: &[String]) -> Result {
 
     // the client-language recipes' toolchains (Python venv, npm ci, pgjdbc, javac) for
     // tests/tests/clients.rs; Patroni, etcd, PgBouncer and postgres_exporter for tests/tests/ha.rs
-    t.phase("clients-setup.sh, ha-setup.sh");
-    sh.run(&cmd("bash").arg("scripts/clients-setup.sh"))?;
-    sh.run(&cmd("bash").arg("scripts/ha-setup.sh"))?;
+    t.phase("the clients' and the HA tools' set-up");
+    toolchains::clients(sh)?;
+    toolchains::ha(sh)?;
     for &major in &full {
         let pg_config = pg_config_of(root, major)?;
         t.step(&format!(
