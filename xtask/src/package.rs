@@ -1,9 +1,10 @@
 //! `xtask package`: the binary packages of the extension, built from `cargo pgrx package`.
 //!
-//! - The .deb, `target/deb/postgresql-<major>-snowflake-id_<version>-1_<arch>.deb`, in the layout
-//!   of Debian's and PGDG's PostgreSQL packages: the library in /usr/lib/postgresql/<major>/lib,
-//!   the control file and SQL scripts in /usr/share/postgresql/<major>/extension, whatever the
-//!   pg_config's own directories are. So a .deb for a major without a Debian server on the build
+//! - The .deb, `target/deb/postgresql-<major>-snowflake-id_<version>-<revision>_<arch>.deb`
+//!   (revision 1 unless `$DEB_REVISION` says otherwise), in the layout of Debian's and PGDG's
+//!   PostgreSQL packages: the library in /usr/lib/postgresql/<major>/lib, the control file and
+//!   SQL scripts in /usr/share/postgresql/<major>/extension, whatever the pg_config's own
+//!   directories are. So a .deb for a major without a Debian server on the build
 //!   machine is built against a relocatable build of that major, and installs into PGDG's
 //!   postgresql-<major> (the extension ABI is the same within a major).
 //! - The tarball, `target/dist/snowflake_id-<version>-pg<major>-<arch>.tar.gz`, for the
@@ -25,8 +26,11 @@ use std::process::Stdio;
 /// The documents shipped in /usr/share/doc/<package>/, besides the copyright file.
 const DEB_DOCS: [&str; 3] = ["README.md", "docs/packages.md", "docs/operations.md"];
 
-/// Debian's revision of the package's version.
-const DEB_REVISION: &str = "1";
+/// Debian's revision of the package's version: `$DEB_REVISION`, else 1 (a package rebuilt from
+/// the same sources gets a higher one).
+fn deb_revision() -> String {
+    std::env::var("DEB_REVISION").unwrap_or_else(|_| "1".to_string())
+}
 
 const COPYRIGHT: &str = r#"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: snowflake_id
@@ -175,6 +179,7 @@ fn build_deb(sh: &Sh, b: &Build) -> Result<PathBuf> {
     }
     write(&doc.join("copyright"), COPYRIGHT)?;
 
+    let revision = deb_revision();
     let shlibs = shlibs_depends(sh, &name, &so)?;
     let depends = if shlibs.is_empty() {
         format!("postgresql-{}", b.major)
@@ -185,7 +190,7 @@ fn build_deb(sh: &Sh, b: &Build) -> Result<PathBuf> {
     let installed_size = installed_size(sh, &stage)?;
     let control = format!(
         "Package: {name}
-Version: {version}-{DEB_REVISION}
+Version: {version}-{revision}
 Architecture: {arch}
 Maintainer: snowflake_id developers <snowflake-id@localhost>
 Section: database
@@ -205,7 +210,7 @@ Description: Snowflake IDs for PostgreSQL {major}
     write(&stage.join("DEBIAN/control"), &control)?;
     write(&stage.join("DEBIAN/md5sums"), &md5sums(&stage)?)?;
 
-    let deb = out.join(format!("{name}_{}-{DEB_REVISION}_{arch}.deb", b.version));
+    let deb = out.join(format!("{name}_{}-{revision}_{arch}.deb", b.version));
     sh.run(
         &cmd("dpkg-deb")
             .args(["--build", "--root-owner-group", "-Zxz"])
