@@ -1,4 +1,5 @@
-# Sourced by packaging/build-deb.sh and scripts/install-from-source.sh:
+# Sourced by scripts/install-from-source.sh, and by `xtask package` (xtask/src/package.rs) through
+# `bash -c`, which reads the chosen PGRX_HOME back:
 #
 #   pgrx_home_for <pg_config> <major> <project root>
 #

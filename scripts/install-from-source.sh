@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds snowflake_id from these sources and installs it into the PostgreSQL of the given
-# pg_config, for any PostgreSQL layout (the .debs of packaging/build-deb.sh are for Debian's and
-# PGDG's packages):
+# pg_config, for any PostgreSQL layout (the .debs of `xtask package` are for Debian's and PGDG's
+# packages):
 #
 #   bash scripts/install-from-source.sh --pg-config /path/to/pg_config [--sudo]
 #

@@ -390,7 +390,7 @@ fn deb_installs_with_dpkg_on_a_machine_without_rust_and_works() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The binary tarball (packaging/build-tarball.sh), for the relocatable PostgreSQL 18 build
+// The binary tarball (`xtask package --tarball`), for the relocatable PostgreSQL 18 build
 
 fn run(what: &str, cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -441,10 +441,11 @@ fn tarball_installs_into_a_copy_of_the_relocatable_postgresql_and_works() {
     let version = cargo_version();
     let root = project_root();
     let out = run(
-        "build-tarball.sh",
-        Command::new("bash")
-            .arg(root.join("packaging/build-tarball.sh"))
-            .arg(&pg.pg_config),
+        "xtask package --tarball",
+        Command::new("cargo")
+            .args(TARBALL_BUILD)
+            .arg(&pg.pg_config)
+            .current_dir(&root),
     );
     let tarball = PathBuf::from(out.lines().last().unwrap().trim());
     let top = format!(
@@ -686,8 +687,21 @@ fn under_ci() -> bool {
 /// this line): with that major's pg_config, as the cluster tool's table of majors places it
 /// (Debian's for 15, the relocatable builds that scripts/setup.sh and scripts/pg-major.sh unpack
 /// for the others).
-const DEB_BUILD_NN: &str =
-    "PG_CONFIG=$(target/release/snowcluster pg-config NN) bash packaging/build-deb.sh";
+const DEB_BUILD_NN: &str = "cargo run -q --release -p xtask -- package NN --deb";
+
+/// How the tarball is built for a pg_config (its path follows these words), from the repository's
+/// root; the release builds of xtask and of the extension are reused.
+const TARBALL_BUILD: [&str; 9] = [
+    "run",
+    "-q",
+    "--release",
+    "-p",
+    "xtask",
+    "--",
+    "package",
+    "--tarball",
+    "--pg-config",
+];
 
 /// The command line that builds the .deb of `major`, and the pg_config it builds with.
 fn deb_build(major: u32) -> (String, PathBuf) {
@@ -731,7 +745,7 @@ fn dpkg_arch() -> String {
     .to_string()
 }
 
-/// packaging/build-deb.sh for `major`, run as docs/packages.md shows it (it reuses the release
+/// `xtask package NN --deb` for `major`, run as docs/packages.md shows it (it reuses the release
 /// build of that major); returns the .deb.
 fn build_deb(major: u32) -> PathBuf {
     let root = project_root();
@@ -759,7 +773,7 @@ fn build_deb(major: u32) -> PathBuf {
 }
 
 /// The documents a .deb ships in /usr/share/doc/<package>/ (with `copyright`), as
-/// packaging/build-deb.sh lists them.
+/// xtask/src/package.rs lists them.
 const DEB_DOCS: [&str; 3] = ["README.md", "docs/packages.md", "docs/operations.md"];
 
 /// A .deb for `major`, checked with dpkg-deb: the control fields (Package, Version, Architecture,
@@ -1354,13 +1368,20 @@ fn quick_start_on_a_fresh_server_gives_an_id() {
     drop(sandbox);
 }
 
-/// docs/packages.md shows the commands that build the .debs, as the tests run them.
+/// docs/packages.md shows the command that builds the .debs and docs/install.md the one that
+/// builds the tarball, as the tests run them.
 #[test]
 fn docs_packages_md_quotes_the_commands_the_tests_run() {
     let doc = fs::read_to_string(project_root().join("docs/packages.md")).unwrap();
     assert!(
         doc.contains(DEB_BUILD_NN),
         "docs/packages.md does not quote the command the tests run:\n  {DEB_BUILD_NN}"
+    );
+    let tarball = format!("cargo {} PATH", TARBALL_BUILD.join(" "));
+    let doc = fs::read_to_string(project_root().join("docs/install.md")).unwrap();
+    assert!(
+        doc.contains(&tarball),
+        "docs/install.md does not quote the command the tests run:\n  {tarball}"
     );
 }
 

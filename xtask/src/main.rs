@@ -9,12 +9,13 @@
 //! xtask test --quick [--pg-config PATH] [--dry-run]
 //! xtask major NN [--no-check | --regress | --pg-test] [--dry-run]
 //! xtask demo [--pg MAJOR | --pg-config PATH] [--no-build] [`snowcluster demo` options]
-//! xtask package NN
+//! xtask package (NN | --pg-config PATH) [--deb] [--tarball]
 //! xtask bench [snowbench options]
 //! ```
 
 mod demo;
 mod major;
+mod package;
 mod run;
 mod setup;
 mod test;
@@ -85,9 +86,23 @@ enum Sub {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Builds the .deb for a major (packaging/build-deb.sh), and the tarball for a full-tier
-    /// major from PyPI (packaging/build-tarball.sh).
-    Package { major: u32 },
+    /// Builds the .deb for a major, and the tarball for a full-tier major from PyPI; each
+    /// package's path is printed on its own line of standard output, the .deb's first.
+    #[command(override_usage = "xtask package <MAJOR | --pg-config PATH> [--deb] [--tarball]")]
+    Package {
+        /// A major from the table of majors (its pg_config: `snowcluster pg-config NN`)
+        #[arg(required_unless_present = "pg_config")]
+        major: Option<u32>,
+        /// Any pg_config instead; the major is the one it reports
+        #[arg(long, conflicts_with = "major", value_parser = absolute_path)]
+        pg_config: Option<PathBuf>,
+        /// Only the .deb (with --tarball: both)
+        #[arg(long)]
+        deb: bool,
+        /// Only the tarball (with --deb: both)
+        #[arg(long)]
+        tarball: bool,
+    },
     /// The benchmark: `cargo run --release -p snowflake_bench -- ARGS`.
     #[command(disable_help_flag = true)]
     Bench {
@@ -166,32 +181,54 @@ fn snowcluster(root: &Path) -> PathBuf {
     root.join("target/release/snowcluster")
 }
 
-fn package(sh: &Sh, major: u32) -> Result {
-    let pg_config = pg_config_of(&sh.root, major)?;
-    if !pg_config.is_file() {
-        return fail(
-            2,
-            format!(
-                "no pg_config at {} (xtask setup, or xtask major {major} --no-check)",
-                pg_config.display()
-            ),
-        );
-    }
-    sh.run(
-        &cmd("bash")
-            .arg("packaging/build-deb.sh")
-            .env("PG_CONFIG", &pg_config),
-    )?;
-    // The tarball is for a relocatable build the test command runs every suite on.
-    let m = majors::find(major).expect("a pg_config, so supported");
-    if m.tier == Tier::Full && matches!(m.source, Source::Wheel { .. }) {
-        sh.run(
-            &cmd("bash")
-                .arg("packaging/build-tarball.sh")
-                .arg(&pg_config),
-        )?;
-    }
-    Ok(())
+/// A path as given on the command line, made absolute before the working directory becomes the
+/// project's root; symbolic links are kept (Debian's /usr/bin/pg_config is a link to a wrapper
+/// that picks the major by its name).
+fn absolute_path(s: &str) -> std::result::Result<PathBuf, String> {
+    std::path::absolute(s).map_err(|e| format!("{s}: {e}"))
+}
+
+/// `xtask package`: the pg_config of `major` or the one given; without `--deb` or `--tarball`,
+/// the .deb, and the tarball if the major is a full-tier one from PyPI (the relocatable build
+/// the test command runs every suite on).
+fn package(
+    sh: &Sh,
+    major: Option<u32>,
+    pg_config: Option<PathBuf>,
+    deb: bool,
+    tarball: bool,
+) -> Result {
+    let pg_config = match (major, pg_config) {
+        (_, Some(p)) => {
+            if !p.is_file() {
+                return fail(2, format!("no pg_config at {}", p.display()));
+            }
+            p
+        }
+        (Some(major), None) => {
+            let p = pg_config_of(&sh.root, major)?;
+            if !p.is_file() {
+                return fail(
+                    2,
+                    format!(
+                        "no pg_config at {} (xtask setup, or xtask major {major} --no-check)",
+                        p.display()
+                    ),
+                );
+            }
+            p
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let (deb, tarball) = if deb || tarball {
+        (deb, tarball)
+    } else {
+        let major = major_of(sh, &pg_config)?;
+        let pypi_full = majors::find(major)
+            .is_some_and(|m| m.tier == Tier::Full && matches!(m.source, Source::Wheel { .. }));
+        (true, pypi_full)
+    };
+    package::package(sh, &pg_config, deb, tarball)
 }
 
 fn main() {
@@ -250,7 +287,12 @@ fn main() {
             },
         ),
         Sub::Demo { args } => demo::demo(&sh(false), args),
-        Sub::Package { major } => package(&sh(false), major),
+        Sub::Package {
+            major,
+            pg_config,
+            deb,
+            tarball,
+        } => package(&sh(false), major, pg_config, deb, tarball),
         Sub::Bench { args } => {
             let c = cargo(["run", "--release", "-p", "snowflake_bench", "--"]).args(args);
             let e = c.command(&root).exec();

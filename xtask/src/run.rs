@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     env: Vec<(String, OsString)>,
     quiet: bool,
+    to_stderr: bool,
 }
 
 pub fn cmd(prog: impl Into<OsString>) -> Cmd {
@@ -40,6 +42,7 @@ pub fn cmd(prog: impl Into<OsString>) -> Cmd {
         args: Vec::new(),
         env: Vec::new(),
         quiet: false,
+        to_stderr: false,
     }
 }
 
@@ -78,6 +81,13 @@ impl Cmd {
         self
     }
 
+    /// Standard output to standard error (`>&2`): for a command whose own standard output is
+    /// what a script reads, such as the path a build prints last.
+    pub fn stdout_to_stderr(mut self) -> Cmd {
+        self.to_stderr = true;
+        self
+    }
+
     pub fn command(&self, root: &Path) -> Command {
         let mut c = Command::new(&self.prog);
         c.args(&self.args).current_dir(root);
@@ -86,6 +96,11 @@ impl Cmd {
         }
         if self.quiet {
             c.stdout(Stdio::null());
+        } else if self.to_stderr {
+            match std::io::stderr().as_fd().try_clone_to_owned() {
+                Ok(fd) => c.stdout(Stdio::from(fd)),
+                Err(_) => c.stdout(Stdio::null()),
+            };
         }
         c
     }
@@ -104,6 +119,8 @@ impl fmt::Display for Cmd {
         write!(f, "{}", words.join(" "))?;
         if self.quiet {
             write!(f, " >/dev/null")?;
+        } else if self.to_stderr {
+            write!(f, " >&2")?;
         }
         Ok(())
     }
@@ -267,6 +284,13 @@ mod tests {
         assert_eq!(
             c.to_string(),
             "RUSTFLAGS='--cfg loom' cargo test -p snowflake_core -- --test-threads=1 >/dev/null"
+        );
+        assert_eq!(
+            cmd("dpkg-deb")
+                .arg("--build")
+                .stdout_to_stderr()
+                .to_string(),
+            "dpkg-deb --build >&2"
         );
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
