@@ -121,20 +121,7 @@ pub fn major(sh: &Sh, major: u32, o: Opts) -> Result {
 
     if o.regress {
         println!("== pg_regress contracts on pg{major} (tests/tests/regress.rs)");
-        sh.run(&with_home(
-            cargo([
-                "test",
-                "-q",
-                "-p",
-                "snowflake_it",
-                "--release",
-                "--test",
-                "regress",
-                "--",
-                "--test-threads=1",
-            ])
-            .env("SNOWFLAKE_PG_CONFIG", &pg_config),
-        ))?;
+        sh.run(&with_home(crate::test::regress_contracts(&pg_config)))?;
     }
 
     if o.pg_test {

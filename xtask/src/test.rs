@@ -22,10 +22,10 @@
 //! Majors and tiers: `snowflake_cluster::majors`. Each step's duration and the total are printed
 //! at the end, also after a failure.
 
-use crate::run::{cargo, cmd, Result, Sh, Timings};
+use crate::run::{cargo, cmd, Cmd, Result, Sh, Timings};
 use crate::{major, major_of, pg_config_of, system_major, tier, toolchains};
 use snowflake_cluster::majors::Tier;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Runs `steps` under timings printed at the end, whatever the outcome.
 fn timed(sh: &Sh, steps: impl FnOnce(&Sh, &mut Timings) -> Result) -> Result {
@@ -60,15 +60,7 @@ pub fn quick(sh: &Sh, pg_config: Option<PathBuf>) -> Result {
         };
         let major = major_of(sh, &pg_config)?;
         t.step("quick 1/3 core unit and property tests, cluster tool and harness unit tests");
-        sh.run(&cargo([
-            "test",
-            "-q",
-            "-p",
-            "snowflake_core",
-            "-p",
-            "snowflake_cluster",
-            "--release",
-        ]))?;
+        sh.run(&unit_tests().arg("-q"))?;
         sh.run(&cargo([
             "test",
             "-q",
@@ -85,21 +77,39 @@ pub fn quick(sh: &Sh, pg_config: Option<PathBuf>) -> Result {
         t.step(&format!(
             "quick 3/3 pg_regress contracts on PostgreSQL {major}"
         ));
-        sh.run(
-            &cargo([
-                "test",
-                "-q",
-                "-p",
-                "snowflake_it",
-                "--release",
-                "--test",
-                "regress",
-                "--",
-                "--test-threads=1",
-            ])
-            .env("SNOWFLAKE_PG_CONFIG", &pg_config),
-        )
+        sh.run(&regress_contracts(&pg_config))
     })
+}
+
+/// The core's and the cluster tool's unit and property tests: no server, no extension build.
+fn unit_tests() -> Cmd {
+    cargo([
+        "test",
+        "-p",
+        "snowflake_core",
+        "-p",
+        "snowflake_cluster",
+        "--release",
+    ])
+}
+
+/// The pg_regress contracts (tests/tests/regress.rs) on the server of `pg_config`, which has
+/// the release build installed.
+pub fn regress_contracts(pg_config: &Path) -> Cmd {
+    integration(pg_config, true, Some("regress"))
+}
+
+/// The integration tests (crate `snowflake_it`, one test at a time) against the server of
+/// `pg_config`: the suite `test` of tests/tests/, or all; the test binary's arguments follow.
+fn integration(pg_config: &Path, quiet: bool, test: Option<&str>) -> Cmd {
+    let quiet = if quiet { &["-q"][..] } else { &[] };
+    let test = test.map(|t| ["--test", t]);
+    cargo(["test"])
+        .args(quiet)
+        .args(["-p", "snowflake_it", "--release"])
+        .args(test.iter().flatten())
+        .args(["--", "--test-threads=1"])
+        .env("SNOWFLAKE_PG_CONFIG", pg_config)
 }
 
 pub fn full(sh: &Sh, filter: &[String]) -> Result {
@@ -145,14 +155,7 @@ fn steps(sh: &Sh, t: &mut Timings, filter: &[String]) -> Result {
     ]))?;
 
     t.step("1/6 core unit and property tests, cluster tool unit tests");
-    sh.run(&cargo([
-        "test",
-        "-p",
-        "snowflake_core",
-        "-p",
-        "snowflake_cluster",
-        "--release",
-    ]))?;
+    sh.run(&unit_tests())?;
 
     t.step("2/6 loom model of the generator");
     sh.run(
@@ -222,18 +225,7 @@ fn steps(sh: &Sh, t: &mut Timings, filter: &[String]) -> Result {
             "5/6 integration tests on real servers (PostgreSQL {major})"
         ));
         install_from_source(sh, &pg_config)?;
-        sh.run(
-            &cargo([
-                "test",
-                "-p",
-                "snowflake_it",
-                "--release",
-                "--",
-                "--test-threads=1",
-            ])
-            .args(filter)
-            .env("SNOWFLAKE_PG_CONFIG", &pg_config),
-        )?;
+        sh.run(&integration(&pg_config, false, None).args(filter))?;
     }
     // The README's quick start on the regress-tier majors too (the full-tier ones ran it above),
     // on the builds of step 3b: its install-from-source.sh reuses their release builds.
@@ -241,19 +233,8 @@ fn steps(sh: &Sh, t: &mut Timings, filter: &[String]) -> Result {
         t.step(&format!("5/6 the README's quick start on PostgreSQL {v}"));
         let pg_config = pg_config_of(root, v)?;
         sh.run(
-            &cargo([
-                "test",
-                "-p",
-                "snowflake_it",
-                "--release",
-                "--test",
-                "packaging",
-                "--",
-                "--test-threads=1",
-                "--exact",
-                "quick_start_on_a_fresh_server_gives_an_id",
-            ])
-            .env("SNOWFLAKE_PG_CONFIG", &pg_config),
+            &integration(&pg_config, false, Some("packaging"))
+                .args(["--exact", "quick_start_on_a_fresh_server_gives_an_id"]),
         )?;
     }
 
